@@ -1,0 +1,296 @@
+/*
+ * parafd: the paraf signing agent. Parses its command line, finds or makes its socket, and
+ * runs the event loop. Everything else is in the agent library.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-journal.h>
+
+#include "ag-server.h"
+#include "paraf-config.h"
+#include "pf-util.h"
+
+static bool foreground;
+
+static void _printf_(2, 3)
+log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (foreground) {
+		fputs("parafd: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	} else {
+		sd_journal_printv(prio, fmt, ap);
+	}
+	va_end(ap);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: parafd [--socket PATH] [--module PATH]... [--config FILE] [--foreground]\n"
+		"\n"
+		"The paraf signing agent: signs documents with keys on PKCS#11 tokens for desktop\n"
+		"applications, over JSON-RPC on a Unix socket (see doc/protocol.md).\n"
+		"\n"
+		"  --socket PATH   listen on PATH (default: $XDG_RUNTIME_DIR/paraf/agent.sock, or the\n"
+		"                  socket passed by systemd)\n"
+		"  --module PATH   use this PKCS#11 module instead of the p11-kit registry (repeatable)\n"
+		"  --config FILE   read the configuration from FILE (default: %s/parafd.conf if it\n"
+		"                  exists)\n"
+		"  --foreground    stay in the foreground and log to stderr\n"
+		"  --version       print the version\n",
+		PARAF_SYSCONFDIR);
+}
+
+/* The helper beside our own executable first (a build tree, or a relocated install), then
+ * the configured libexec path. */
+static char *
+helper_path(void)
+{
+	char self[PATH_MAX], *dir, *p = NULL;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = 0;
+		dir = dirname(self);
+		if (asprintf(&p, "%s/paraf-token-helper", dir) >= 0 && access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return strdup(PARAF_HELPER_PATH);
+}
+
+static int
+default_socket(char **ret)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (!rt || rt[0] != '/')
+		return -ENXIO;
+	return asprintf(ret, "%s/paraf/agent.sock", rt) < 0 ? -ENOMEM : 0;
+}
+
+/* Forks into the background; the parent exits 0 once the child is listening. */
+static int
+daemonize(int *ret_notify_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	*ret_notify_fd = p[1];
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	struct ag_config cfg;
+	struct ag_server *srv = NULL;
+	sd_event *event = NULL;
+	_cleanup_free_ char *socket_path = NULL, *config_path = NULL, *helper = NULL;
+	char **modules = NULL;
+	size_t n_modules = 0;
+	struct rlimit no_core = { 0, 0 };
+	char errbuf[512];
+	sigset_t mask;
+	int listen_fd = -1, notify_fd = -1, c, r, ret = 1;
+	bool owned = false;
+
+	/* R2: PINs pass through this process: no ptrace by the same user, no core dumps. */
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &no_core);
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			free(socket_path);
+			socket_path = strdup(optarg);
+			break;
+		case 'm': {
+			char **m = realloc(modules, (n_modules + 1) * sizeof(*m));
+			if (!m)
+				return 1;
+			modules = m;
+			modules[n_modules++] = optarg;
+			break;
+		}
+		case 'c':
+			free(config_path);
+			config_path = strdup(optarg);
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("parafd %s\n", PARAF_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "parafd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	/* Under systemd (a unit's stderr goes to the journal) stay in the foreground. */
+	if (getenv("NOTIFY_SOCKET") || getenv("LISTEN_FDS") || getenv("INVOCATION_ID"))
+		foreground = true;
+
+	ag_config_init(&cfg);
+	if (!config_path) {
+		char *def = NULL;
+		if (asprintf(&def, "%s/parafd.conf", PARAF_SYSCONFDIR) >= 0 && access(def, F_OK) == 0)
+			config_path = def;
+		else
+			free(def);
+	}
+	if (config_path && ag_config_load(&cfg, config_path, errbuf, sizeof(errbuf)) < 0) {
+		fprintf(stderr, "parafd: %s\n", errbuf);
+		goto out;
+	}
+	if (n_modules) {
+		/* --module replaces the configuration's modules and the registry. */
+		ag_config_release(&cfg);
+		for (size_t i = 0; i < n_modules; i++) {
+			if (access(modules[i], R_OK) < 0) {
+				fprintf(stderr, "parafd: cannot read PKCS#11 module '%s': %s\n", modules[i],
+					strerror(errno));
+				goto out;
+			}
+			if (ag_config_add_module(&cfg, modules[i]) < 0) {
+				fprintf(stderr, "parafd: too many modules\n");
+				goto out;
+			}
+		}
+	}
+
+	r = sd_listen_fds(1);
+	if (r > 1) {
+		fprintf(stderr, "parafd: systemd passed %d sockets, expected one\n", r);
+		goto out;
+	} else if (r == 1) {
+		listen_fd = SD_LISTEN_FDS_START;
+		if (sd_is_socket_unix(listen_fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+			fprintf(stderr, "parafd: the socket passed by systemd is not a listening Unix "
+					"stream socket\n");
+			goto out;
+		}
+		fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+		fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+	} else {
+		if (!socket_path && default_socket(&socket_path) < 0) {
+			fprintf(stderr, "parafd: XDG_RUNTIME_DIR is not set; give --socket PATH\n");
+			goto out;
+		}
+		if (ag_socket_listen(socket_path, &listen_fd, errbuf, sizeof(errbuf)) < 0) {
+			fprintf(stderr, "parafd: %s\n", errbuf);
+			goto out;
+		}
+		owned = true;
+	}
+	helper = helper_path();
+	if (!helper || access(helper, X_OK) < 0) {
+		fprintf(stderr, "parafd: cannot find the token helper '%s'\n", helper ? helper : "");
+		goto out;
+	}
+
+	if (!foreground && daemonize(&notify_fd) < 0) {
+		fprintf(stderr, "parafd: cannot go to the background: %s\n", strerror(errno));
+		goto out;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_default(&event);
+	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGHUP, NULL, NULL);
+	if (r >= 0)
+		r = ag_server_new(event, &cfg, helper, listen_fd, owned, socket_path, &srv);
+	if (r < 0) {
+		log_msg(LOG_ERR, "cannot start: %s", strerror(-r));
+		goto out;
+	}
+	listen_fd = -1; /* the server owns it */
+	log_msg(LOG_INFO, "listening on %s (pid %d, %s)",
+		socket_path ? socket_path : "the socket from systemd", (int)getpid(),
+		cfg.n_modules ? "modules given" : "p11-kit module registry");
+	sd_notify(0, "READY=1\nSTATUS=listening");
+	if (notify_fd >= 0) {
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			close(devnull);
+		}
+		(void)!write(notify_fd, "1", 1);
+		close(notify_fd);
+	}
+	r = sd_event_loop(event);
+	sd_notify(0, "STOPPING=1");
+	ret = r < 0 ? 1 : 0;
+out:
+	srv = ag_server_free(srv);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	sd_event_unref(event);
+	ag_config_release(&cfg);
+	free(modules);
+	return ret;
+}

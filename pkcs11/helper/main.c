@@ -1,0 +1,142 @@
+/*
+ * paraf-token-helper: the only process that loads PKCS#11 modules. parafd starts it with a
+ * socketpair on fd 3 and sends plain-data requests (list tokens, sign digests); the helper
+ * answers each in turn and exits when parafd closes its end. A crash or hang here costs one
+ * request, never the agent.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "pf-util.h"
+#include "tok.h"
+
+#define HELPER_MODULES_MAX 64
+
+static int
+send_frame(int fd, struct pf_buf *b)
+{
+	int r = tok_frame_end(b);
+
+	if (r < 0)
+		return r;
+	return tok_write_all(fd, b->data, b->len);
+}
+
+static int
+handle_list(int fd, struct tok_ctx *ctx)
+{
+	struct tok_list l = {};
+	struct pf_buf out;
+	int r;
+
+	pf_buf_init(&out);
+	if (!ctx)
+		l.err = TOK_ERR_MODULE;
+	else if (tok_ctx_list(ctx, &l) < 0)
+		l.err = TOK_ERR_INTERNAL;
+	tok_frame_begin(&out, TOK_MSG_LIST_REPLY);
+	tok_list_encode(&out, &l);
+	r = send_frame(fd, &out);
+	tok_list_release(&l);
+	pf_buf_release(&out);
+	return r;
+}
+
+static int
+handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in)
+{
+	struct tok_sign_req req = {};
+	struct tok_sign_reply rep = {};
+	struct pf_buf out;
+	int r;
+
+	r = tok_sign_req_decode(in->data, in->len, &req);
+	if (r < 0) {
+		rep.err = TOK_ERR_INTERNAL;
+		rep.detail = strdup("malformed sign request");
+	} else if (!ctx) {
+		rep.err = TOK_ERR_MODULE;
+		rep.detail = strdup("no PKCS#11 module could be loaded");
+	} else {
+		tok_ctx_sign(ctx, &req, &rep);
+	}
+	tok_sign_req_release(&req); /* wipes the PIN */
+	pf_buf_init(&out);
+	tok_frame_begin(&out, TOK_MSG_SIGN_REPLY);
+	tok_sign_reply_encode(&out, &rep);
+	r = send_frame(fd, &out);
+	tok_sign_reply_release(&rep);
+	pf_buf_release(&out);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	char *modules[HELPER_MODULES_MAX];
+	size_t n_modules = 0;
+	struct tok_ctx *ctx = NULL;
+	struct pf_buf in;
+	struct rlimit no_core = { 0, 0 };
+	int fd = -1, i, r;
+
+	/* The PIN passes through here: no ptrace, no core file (R2). */
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &no_core);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--fd=", 5) == 0) {
+			fd = atoi(argv[i] + 5);
+		} else if (streq(argv[i], "--module") && i + 1 < argc) {
+			if (n_modules == HELPER_MODULES_MAX) {
+				fprintf(stderr, "paraf-token-helper: too many modules\n");
+				return 2;
+			}
+			modules[n_modules++] = argv[++i];
+		} else {
+			fprintf(stderr, "paraf-token-helper: unknown argument '%s' (started by parafd "
+					"only)\n", argv[i]);
+			return 2;
+		}
+	}
+	if (fd < 0) {
+		fprintf(stderr, "paraf-token-helper: no --fd given (started by parafd only)\n");
+		return 2;
+	}
+
+	r = tok_ctx_new(modules, n_modules, &ctx);
+	if (r < 0) {
+		fprintf(stderr, "paraf-token-helper: no PKCS#11 module could be loaded%s\n",
+			n_modules ? " from the given paths" : " from the p11-kit registry");
+		ctx = NULL; /* every request will say so */
+	}
+
+	pf_buf_init(&in);
+	in.wipe = 1; /* sign requests carry the PIN */
+	for (;;) {
+		uint32_t type;
+
+		r = tok_frame_read(fd, &in, &type);
+		if (r < 0)
+			break; /* parafd went away, or spoke nonsense: either way, stop */
+		if (type == TOK_MSG_LIST)
+			r = handle_list(fd, ctx);
+		else if (type == TOK_MSG_SIGN)
+			r = handle_sign(fd, ctx, &in);
+		else
+			r = -EBADMSG;
+		explicit_bzero(in.data, in.len);
+		if (r < 0)
+			break;
+	}
+	pf_buf_release(&in);
+	tok_ctx_free(ctx);
+	return r == -EPIPE ? 0 : 1;
+}

@@ -1,0 +1,161 @@
+/*
+ * Token access. Two halves share this header:
+ *
+ *  - the helper side (tok-p11.c), which loads PKCS#11 modules and talks to tokens, runs only
+ *    in the paraf-token-helper process: vendor module code never runs inside parafd;
+ *  - the message side (tok-msg.c), plain data in and out, used by both processes to speak
+ *    over their socketpair, and the spawn side (tok-helper.c) used by parafd.
+ *
+ * Every message is a frame: u32 length, then u32 type, then the body (pf-buf.h encoding).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pf-buf.h"
+#include "pf-secret.h"
+
+#define TOK_FRAME_MAX PF_BUF_MAX
+#define TOK_SIGN_MAX 1000 /* digests in one sign message; the agent's own limit is lower */
+#define TOK_DIGEST_MAX 64
+#define TOK_ID_LEN 16 /* hex digits of a token id */
+
+enum tok_msg_type {
+	TOK_MSG_LIST = 1,
+	TOK_MSG_LIST_REPLY = 2,
+	TOK_MSG_SIGN = 3,
+	TOK_MSG_SIGN_REPLY = 4,
+};
+
+/* Outcomes, converted from CK_RV once at the helper boundary (tok_err_from_rv). */
+enum tok_err {
+	TOK_OK = 0,
+	TOK_ERR_INTERNAL,
+	TOK_ERR_MODULE,            /* no module could be loaded or initialised */
+	TOK_ERR_TOKEN_NOT_PRESENT,
+	TOK_ERR_TOKEN_REMOVED,     /* removed during the operation */
+	TOK_ERR_KEY_NOT_FOUND,
+	TOK_ERR_KEY_EXTRACTABLE,   /* R3 */
+	TOK_ERR_PIN_REQUIRED,
+	TOK_ERR_PIN_INCORRECT,
+	TOK_ERR_PIN_LOCKED,
+	TOK_ERR_PIN_INVALID,
+	TOK_ERR_MECHANISM,
+	TOK_ERR_DEVICE,
+	_TOK_ERR_MAX,
+};
+
+/* Token PIN flags, independent of the CKF_ values. */
+enum {
+	TOK_PIN_INITIALIZED = 1 << 0,
+	TOK_PIN_COUNT_LOW = 1 << 1,
+	TOK_PIN_FINAL_TRY = 1 << 2,
+	TOK_PIN_LOCKED = 1 << 3,
+	TOK_PIN_TO_BE_CHANGED = 1 << 4,
+	TOK_LOGIN_REQUIRED = 1 << 5,
+	TOK_PROTECTED_AUTH_PATH = 1 << 6,
+};
+
+enum tok_mech {
+	TOK_MECH_RSA_PKCS = 1, /* RSASSA-PKCS1-v1_5 over a DigestInfo built by the helper */
+	TOK_MECH_RSA_PSS = 2,  /* CKM_RSA_PKCS_PSS, MGF1 with the same hash, salt = hash length */
+	TOK_MECH_ECDSA = 3,    /* CKM_ECDSA; the reply is r || s as the token gives it */
+};
+
+enum tok_hash {
+	TOK_HASH_SHA256 = 1,
+	TOK_HASH_SHA384 = 2,
+	TOK_HASH_SHA512 = 3,
+};
+
+struct tok_blob {
+	uint8_t *p;
+	size_t n;
+};
+
+struct tok_token {
+	char *id; /* TOK_ID_LEN hex digits of SHA-256(manufacturer, model, serial) */
+	char *label;
+	char *serial;
+	char *manufacturer;
+	char *model;
+	char *module; /* the module's file name */
+	uint32_t flags; /* TOK_PIN_*, TOK_LOGIN_REQUIRED */
+};
+
+struct tok_cert {
+	char *token_id;
+	char *label;
+	struct tok_blob ck_id;
+	struct tok_blob der;
+};
+
+struct tok_list {
+	uint32_t err;
+	struct tok_token *tokens;
+	size_t n_tokens;
+	struct tok_cert *certs;
+	size_t n_certs;
+};
+
+struct tok_sign_req {
+	char *token_id;
+	struct tok_blob ck_id;
+	uint32_t mech; /* enum tok_mech */
+	uint32_t hash; /* enum tok_hash */
+	struct pf_secret *pin; /* may be NULL: then only tokens that need no login work */
+	struct tok_blob *digests;
+	size_t n_digests;
+};
+
+struct tok_sign_reply {
+	uint32_t err;        /* enum tok_err */
+	uint32_t ck_rv;      /* the PKCS#11 value behind err, for messages */
+	uint32_t pin_flags;  /* TOK_PIN_* read after a failed login */
+	uint32_t logins;     /* C_Login calls made (1, or 1 + one per signature for
+	                        CKA_ALWAYS_AUTHENTICATE keys) */
+	char *detail;        /* short lower-case text, never secret */
+	struct tok_blob *sigs;
+	size_t n_sigs;
+};
+
+/* tok-err.c */
+const char *tok_err_to_string(enum tok_err e);
+/* The one place a CK_RV becomes an outcome. */
+enum tok_err tok_err_from_rv(unsigned long rv);
+size_t tok_hash_len(uint32_t hash);
+const char *tok_hash_name(uint32_t hash);
+
+/* tok-msg.c: framing and (de)serialisation. Encoders append to b; decoders return -EBADMSG
+ * on anything malformed and leave *ret untouched. */
+void tok_frame_begin(struct pf_buf *b, uint32_t type); /* reserves the length field */
+int tok_frame_end(struct pf_buf *b);                    /* fills it in */
+/* Reads one whole frame from a blocking fd (helper side). -EPIPE on EOF. */
+int tok_frame_read(int fd, struct pf_buf *ret_body, uint32_t *ret_type);
+int tok_write_all(int fd, const void *p, size_t n);
+
+void tok_list_encode(struct pf_buf *b, const struct tok_list *l);
+int tok_list_decode(const uint8_t *p, size_t n, struct tok_list *ret);
+void tok_list_release(struct tok_list *l);
+
+void tok_sign_req_encode(struct pf_buf *b, const struct tok_sign_req *r);
+int tok_sign_req_decode(const uint8_t *p, size_t n, struct tok_sign_req *ret);
+void tok_sign_req_release(struct tok_sign_req *r);
+
+void tok_sign_reply_encode(struct pf_buf *b, const struct tok_sign_reply *r);
+int tok_sign_reply_decode(const uint8_t *p, size_t n, struct tok_sign_reply *ret);
+void tok_sign_reply_release(struct tok_sign_reply *r);
+
+/* tok-helper.c: parafd's side. Starts the helper with one end of a socketpair on fd 3. */
+int tok_helper_spawn(const char *path, char *const *modules, size_t n_modules, pid_t *ret_pid,
+	int *ret_fd);
+
+/* tok-p11.c: the helper's side. */
+struct tok_ctx;
+/* modules NULL or empty: the p11-kit registry (trust-policy modules skipped). */
+int tok_ctx_new(char *const *modules, size_t n_modules, struct tok_ctx **ret);
+struct tok_ctx *tok_ctx_free(struct tok_ctx *c);
+int tok_ctx_list(struct tok_ctx *c, struct tok_list *ret);
+void tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_reply *ret);
