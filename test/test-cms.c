@@ -1,0 +1,238 @@
+/*
+ * CMS assembly around a signature made elsewhere: a software key stands in for the token,
+ * and OpenSSL's own CMS_verify() must accept the result, for RSA PKCS#1 v1.5, RSA-PSS and
+ * ECDSA, with the signed attributes the protocol promises.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <openssl/cms.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ag.h"
+#include "pf-codec.h"
+
+static X509 *
+self_signed(EVP_PKEY *k)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"Budi", -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	X509_NAME_free(n);
+	return x;
+}
+
+/* What a token does with CKM_RSA_PKCS / CKM_RSA_PKCS_PSS / CKM_ECDSA on a digest. */
+static size_t
+token_sign(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad, const uint8_t *tbs, size_t n,
+	uint8_t *sig)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(k, NULL);
+	size_t len = 1024;
+
+	assert_true(EVP_PKEY_sign_init(ctx) > 0);
+	assert_true(EVP_PKEY_CTX_set_signature_md(ctx, md) > 0);
+	if (EVP_PKEY_is_a(k, "RSA"))
+		assert_true(EVP_PKEY_CTX_set_rsa_padding(ctx, pad == AG_PAD_PSS ? RSA_PKCS1_PSS_PADDING
+										 : RSA_PKCS1_PADDING) > 0);
+	if (pad == AG_PAD_PSS)
+		assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) > 0);
+	assert_true(EVP_PKEY_sign(ctx, sig, &len, tbs, n) > 0);
+	EVP_PKEY_CTX_free(ctx);
+	if (EVP_PKEY_is_a(k, "EC")) {
+		/* Tokens give r || s, not DER. */
+		const unsigned char *p = sig;
+		ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
+		const BIGNUM *r, *v;
+		ECDSA_SIG_get0(s, &r, &v);
+		BN_bn2binpad(r, sig, 32);
+		BN_bn2binpad(v, sig + 32, 32);
+		ECDSA_SIG_free(s);
+		len = 64;
+	}
+	return len;
+}
+
+static void
+sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
+{
+	static const char doc[] = "Surat Keputusan Bupati\n";
+	X509 *x = self_signed(k);
+	uint8_t digest[64], tbs[64], sig[1024], *der = NULL;
+	unsigned int dlen;
+	size_t tbs_len, sig_len, der_len;
+	struct ag_cms *c = NULL;
+	const unsigned char *p;
+	CMS_ContentInfo *cms;
+	X509_STORE *store = X509_STORE_new();
+	BIO *content;
+	CMS_SignerInfo *si;
+	X509_ALGOR *sig_alg;
+	const ASN1_OBJECT *oid;
+
+	assert_true(EVP_Digest(doc, strlen(doc), digest, &dlen, md, NULL));
+	assert_int_equal(ag_cms_new(x, md, pad, digest, dlen, time(NULL), &c, tbs, &tbs_len), 0);
+	assert_int_equal(tbs_len, dlen);
+	sig_len = token_sign(k, md, pad, tbs, tbs_len, sig);
+	assert_int_equal(ag_cms_finish(c, sig, sig_len, &der, &der_len), 0);
+	ag_cms_free(c);
+
+	p = der;
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)der_len);
+	assert_non_null(cms);
+	X509_STORE_add_cert(store, x);
+	content = BIO_new_mem_buf(doc, (int)strlen(doc));
+	if (CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY) != 1)
+		fail_msg("CMS_verify refused the signature");
+	BIO_free(content);
+
+	si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_contentType, -1) >= 0);
+	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_messageDigest, -1) >= 0);
+	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1) >= 0);
+	assert_true(CMS_signed_get_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2, -1) >= 0);
+	CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &sig_alg);
+	X509_ALGOR_get0(&oid, NULL, NULL, sig_alg);
+	if (pad == AG_PAD_PSS)
+		assert_int_equal(OBJ_obj2nid(oid), NID_rsassaPss);
+
+	/* One changed byte of content: refused. */
+	content = BIO_new_mem_buf("Surat Keputusan Bupatl\n", (int)strlen(doc));
+	assert_int_not_equal(CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY), 1);
+	BIO_free(content);
+
+	CMS_ContentInfo_free(cms);
+	X509_STORE_free(store);
+	X509_free(x);
+	free(der);
+}
+
+static void
+test_rsa_pkcs1(void **state)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+	sign_and_verify(k, EVP_sha256(), AG_PAD_PKCS1);
+	sign_and_verify(k, EVP_sha384(), AG_PAD_PKCS1);
+	sign_and_verify(k, EVP_sha512(), AG_PAD_PKCS1);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_rsa_pss(void **state)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+	sign_and_verify(k, EVP_sha256(), AG_PAD_PSS);
+	sign_and_verify(k, EVP_sha512(), AG_PAD_PSS);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_ecdsa(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	sign_and_verify(k, EVP_sha256(), AG_PAD_PKCS1);
+	sign_and_verify(k, EVP_sha384(), AG_PAD_PKCS1);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_refusals(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = self_signed(k);
+	uint8_t d[32] = { 0 }, tbs[64];
+	size_t n;
+	struct ag_cms *c = NULL;
+
+	/* PSS with an EC key, and a digest whose length does not fit the algorithm. */
+	assert_true(ag_cms_new(x, EVP_sha256(), AG_PAD_PSS, d, 32, 0, &c, tbs, &n) < 0);
+	assert_true(ag_cms_new(x, EVP_sha384(), AG_PAD_PKCS1, d, 32, 0, &c, tbs, &n) < 0);
+	/* An r || s of odd length is not an ECDSA signature. */
+	{
+		uint8_t *der;
+		size_t len;
+		assert_true(ag_ecdsa_sig_to_der(d, 31, &der, &len) < 0);
+	}
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_cert_describe(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = self_signed(k);
+	json_object *o = ag_cert_describe(x), *v;
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der);
+	char *id = ag_cert_id(der, (size_t)n);
+
+	assert_int_equal(strlen(id), 64);
+	assert_true(json_object_object_get_ex(o, "subject", &v));
+	assert_string_equal(json_object_get_string(v), "CN=Budi");
+	/* No keyUsage extension is null, not an empty list: "missing" must not read as "none". */
+	assert_true(json_object_object_get_ex(o, "key_usage", &v));
+	assert_null(v);
+	assert_true(json_object_object_get_ex(o, "key", &v));
+	assert_true(json_object_object_get_ex(v, "curve", &v));
+	assert_string_equal(json_object_get_string(v), "prime256v1");
+	json_object_put(o);
+	free(id);
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_base64(void **state)
+{
+	uint8_t *p;
+	size_t n;
+	char *s = pf_base64_encode((const uint8_t *)"hello", 5);
+
+	assert_string_equal(s, "aGVsbG8=");
+	free(s);
+	assert_int_equal(pf_base64_decode("aGVsbG8=", 8, &p, &n), 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(p, "hello", 5);
+	free(p);
+	/* Non-canonical spellings are refused: one digest, one spelling. */
+	assert_true(pf_base64_decode("aGVsbG9=", 8, &p, &n) < 0);
+	assert_true(pf_base64_decode("aGVsbG8", 7, &p, &n) < 0);
+	assert_true(pf_base64_decode("aGVs\nbG8=", 9, &p, &n) < 0);
+	assert_true(pf_base64_decode("a=VsbG8=", 8, &p, &n) < 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rsa_pkcs1),
+		cmocka_unit_test(test_rsa_pss),
+		cmocka_unit_test(test_ecdsa),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_cert_describe),
+		cmocka_unit_test(test_base64),
+	};
+
+	return cmocka_run_group_tests_name("/cms", tests, NULL, NULL);
+}
