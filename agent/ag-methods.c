@@ -227,7 +227,7 @@ certs_listed(struct ag_call *call, struct tok_list *l)
 		const struct tok_cert *c = &l->certs[i];
 		const unsigned char *p = c->der.p;
 		X509 *x = d2i_X509(NULL, &p, (long)c->der.n);
-		char *id, *b64;
+		char *id, *b64, *key_id;
 		json_object *j;
 
 		if (!x)
@@ -235,13 +235,16 @@ certs_listed(struct ag_call *call, struct tok_list *l)
 		j = ag_cert_describe(x);
 		id = ag_cert_id(c->der.p, c->der.n);
 		b64 = pf_base64_encode(c->der.p, c->der.n);
+		key_id = pf_hex_encode(c->ck_id.p, c->ck_id.n);
 		json_object_object_add(j, "id", id ? json_object_new_string(id) : NULL);
 		json_object_object_add(j, "token", json_object_new_string(c->token_id));
+		json_object_object_add(j, "key_id", key_id ? json_object_new_string(key_id) : NULL);
 		json_object_object_add(j, "label", json_object_new_string(c->label ? c->label : ""));
 		json_object_object_add(j, "certificate", b64 ? json_object_new_string(b64) : NULL);
 		json_object_array_add(a, j);
 		free(id);
 		free(b64);
+		free(key_id);
 		X509_free(x);
 	}
 	json_object_object_add(o, "certificates", a);
@@ -623,7 +626,7 @@ const struct ag_method ag_methods[] = {
 		"{tokens: [{id, label, serial, manufacturer, model, present, module, pin_status}]}",
 		list_errors, tokens_list },
 	{ "certificates.list", NULL, 0, "the X.509 certificates on present tokens",
-		"{certificates: [{id, token, label, subject, issuer, serial, not_before, not_after, key, "
+		"{certificates: [{id, token, key_id, label, subject, issuer, serial, not_before, not_after, key, "
 		"key_usage, extended_key_usage, certificate}]}",
 		list_errors, certificates_list },
 	{ "sign", sign_fields, sizeof(struct sign_params),
