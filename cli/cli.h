@@ -1,0 +1,271 @@
+/*
+ * The paraf command line: one file per command (cli-status.c, cli-sign.c, ...), each exporting a
+ * const struct cli_cmd that cli-args.c lists; the agent connection (cli-rpc.c), PIN entry
+ * (cli-pin.c), file hashing and atomic output (cli-file.c), tables (cli-table.c) and the offline
+ * CMS verifier (cli-verify.c). Commands return a process exit status (enum cli_exit); every other
+ * function returns >= 0 on success or a negative errno, and writes ret_* only on success.
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "pf-buf.h"
+#include "pf-secret.h"
+#include "pf-util.h"
+
+/* Exit statuses: documented in `paraf --help` and doc/cli.md; scripts depend on them. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,          /* success; verify: every signature VALID */
+	CLI_EXIT_NOT_VALID = 1,   /* verify: a result other than VALID */
+	CLI_EXIT_USAGE = 2,       /* bad option, missing or malformed argument */
+	CLI_EXIT_UNREACHABLE = 3, /* cannot reach the agent */
+	CLI_EXIT_AGENT = 4,       /* the agent returned an error (or an unusable answer) */
+	CLI_EXIT_LOCAL = 5,       /* cannot read an input, cannot write an output */
+};
+
+/* Limits, each checked before anything is allocated for the value it bounds. */
+#define CLI_RESPONSE_MAX (64u * 1024 * 1024) /* one response line from the agent */
+#define CLI_DOCUMENTS_MAX 500                /* AG_DOCUMENTS_MAX of doc/protocol.md */
+#define CLI_SIGFILE_MAX (64u * 1024 * 1024)  /* a signature file given to verify */
+#define CLI_HASH_CHUNK (64u * 1024)          /* documents are hashed in reads of this size */
+#define CLI_CERT_PREFIX_MIN 8                /* shortest accepted --cert prefix, hex digits */
+#define CLI_CERT_ID_LEN 64                   /* hex SHA-256 of the certificate's DER */
+
+/* Options that apply to every command. */
+struct cli_ctx {
+	const char *socket_path; /* --socket, or NULL */
+	int json;                /* --json */
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *summary; /* one line for `paraf --help` */
+	const char *usage;   /* full text for `paraf COMMAND --help` */
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* cli-args.c */
+extern const struct cli_cmd cli_cmd_status, cli_cmd_tokens, cli_cmd_certs, cli_cmd_sign,
+	cli_cmd_verify;
+const struct cli_cmd *cli_cmd_find(const char *name);
+void cli_help_print(FILE *f);
+void cli_version_print(FILE *f);
+/* Returned by cli_opt_common() when option parsing goes on. */
+#define CLI_OPT_CONTINUE (-1)
+/*
+ * Handles what getopt_long() returned for the options every command shares (--json, --help)
+ * and for its errors ('?' unknown option, ':' missing argument). Returns CLI_OPT_CONTINUE or the
+ * exit status the command must return at once. The option string must start with ":".
+ */
+int cli_opt_common(struct cli_ctx *ctx, const struct cli_cmd *cmd, int c, char **argv);
+/*
+ * getopt_long() takes any unambiguous prefix of a long option ("--pin" for "--pin-file"):
+ * this refuses them, so that what runs is what was typed. Call before the getopt_long() loop;
+ * stop_at_operand for the global options (which end at the command). CLI_OPT_CONTINUE, or
+ * the usage error's exit status.
+ */
+struct option;
+int cli_opts_exact(const struct cli_cmd *cmd, int argc, char **argv, const struct option *opts,
+	int stop_at_operand);
+/* The usage error for getopt_long()'s '?'; cmd NULL for the global options. */
+int cli_opt_unknown(const struct cli_cmd *cmd, char **argv);
+/*
+ * The whole option parsing of a command that takes no arguments of its own: CLI_OPT_CONTINUE,
+ * or the exit status to return at once (after --help, or a usage error).
+ */
+int cli_opts_none(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char **argv);
+/* Long options every command accepts; put them last in the command's table. */
+#define CLI_OPT_JSON 0x100
+#define CLI_COMMON_OPTIONS                                                                  \
+	{ "json", no_argument, NULL, CLI_OPT_JSON }, { "help", no_argument, NULL, 'h' }
+
+/* cli-util.c: messages on stderr, "paraf: " first; the caller logs once. */
+void cli_error(const char *fmt, ...) _printf_(1, 2);
+void cli_warn(const char *fmt, ...) _printf_(1, 2);
+/* Prints the message and "Try 'paraf CMD --help'."; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...) _printf_(2, 3);
+/*
+ * A copy of s fit for a terminal: control characters, invalid UTF-8 and bidirectional
+ * overrides become '?', so a name inside a certificate or a token label cannot rewrite the
+ * screen. NULL for NULL, and NULL when out of memory.
+ */
+char *cli_sanitize(const char *s);
+/*
+ * 1 when s[0..n) (followed by a NUL) is valid UTF-8 without the characters doc/protocol.md
+ * refuses in a document name: C0 and C1 controls, DEL, bidirectional overrides and isolates.
+ */
+int cli_text_is_displayable(const char *s, size_t n);
+/* The number of characters (UTF-8 code points) in s, for column widths. */
+size_t cli_text_width(const char *s);
+/* The reason string of the oldest error on OpenSSL's queue, which is then cleared. */
+const char *cli_openssl_error(void);
+/* ISO 8601 UTC (2026-11-21T08:30:00Z) of an ASN.1 time, into buf of at least 21 bytes. */
+int cli_asn1_time_iso(const ASN1_TIME *t, char *buf, size_t n);
+/* Strictly parses a lower-case or upper-case hex string into lower-case; -EINVAL otherwise. */
+int cli_hex_normalize(const char *s, char **ret);
+/* Duplicates, or returns NULL on allocation failure (callers check). */
+char *cli_strdup(const char *s);
+/* Prints a JSON value on stdout for --json. */
+int cli_json_print(json_object *o);
+/* json-c accessors that check the type: NULL when absent or of another type. */
+const char *cli_json_str(json_object *o, const char *key);
+json_object *cli_json_obj(json_object *o, const char *key, json_type type);
+
+PF_DEFINE_CLEANUP(json_object, json_object_put)
+
+/* cli-rpc.c: the agent connection (doc/protocol.md) */
+struct cli_conn;
+
+struct cli_rpc_error {
+	int code;      /* JSON-RPC error code */
+	char *message; /* for people, never NULL after a filled error */
+	char *reason;  /* data.reason, or NULL */
+	char *rule;    /* data.rule, or NULL */
+	char *field;   /* data.field, or NULL */
+	json_object *data; /* the whole data object (a reference), or NULL */
+};
+
+void cli_rpc_error_release(struct cli_rpc_error *e);
+/* --socket, else $PARAF_SOCKET, else $XDG_RUNTIME_DIR/paraf/agent.sock; -ENXIO if none. */
+int cli_socket_path(const struct cli_ctx *ctx, char **ret);
+/* Connects; -errno of socket()/connect(), -ENAMETOOLONG when the path does not fit. */
+int cli_conn_open(const char *path, struct cli_conn **ret);
+struct cli_conn *cli_conn_free(struct cli_conn *c);
+PF_DEFINE_CLEANUP(struct cli_conn, cli_conn_free)
+/*
+ * Sends one request and waits for its answer. params may be NULL (none). When pin is given it
+ * is added as the "pin" parameter: the request line is then built in a wiping buffer and the
+ * PIN escaped there, never handed to json-c. Returns 0 and *ret_result (a new reference);
+ * -EREMOTEIO when the agent answered with an error, which then fills *ret_error (release it
+ * with cli_rpc_error_release()); -EPROTO for an answer that is not a valid JSON-RPC response to
+ * this request; -EMSGSIZE for an answer longer than CLI_RESPONSE_MAX; -ECONNRESET when the
+ * agent closed the connection; other -errno from the socket.
+ */
+int cli_rpc_call(struct cli_conn *c, const char *method, json_object *params,
+	const struct pf_secret *pin, json_object **ret_result, struct cli_rpc_error *ret_error);
+/* Appends s as a JSON string literal (with quotes); UTF-8 is kept, control bytes escaped. */
+void cli_json_escape(struct pf_buf *b, const char *s, size_t n);
+/*
+ * Connects to the agent the options name. On failure prints one message and returns the exit
+ * status (CLI_EXIT_UNREACHABLE, or CLI_EXIT_LOCAL when out of memory); else CLI_EXIT_OK.
+ */
+int cli_agent_connect(const struct cli_ctx *ctx, struct cli_conn **ret);
+/*
+ * cli_rpc_call() for commands: on failure prints one message and returns the exit status
+ * (CLI_EXIT_AGENT for an error answer, which is also handed to *ret_error when that is not
+ * NULL, for the caller to add detail; CLI_EXIT_UNREACHABLE when the connection broke), else
+ * CLI_EXIT_OK with *ret_result.
+ */
+int cli_agent_call(struct cli_conn *c, const char *method, json_object *params,
+	const struct pf_secret *pin, json_object **ret_result, struct cli_rpc_error *ret_error);
+/* Prints an agent error as "paraf: <what>: <reason> (<message>; field ...; rule ...)". */
+void cli_rpc_error_print(const char *what, const struct cli_rpc_error *e);
+
+/* cli-table.c: plain aligned columns */
+struct cli_table;
+int cli_table_new(size_t ncols, const char *const *headers, struct cli_table **ret);
+struct cli_table *cli_table_free(struct cli_table *t);
+PF_DEFINE_CLEANUP(struct cli_table, cli_table_free)
+/* Adds a row of ncols cells (NULL shows as "-"); the cells are sanitized copies. */
+int cli_table_add(struct cli_table *t, const char *const *cells);
+int cli_table_print(const struct cli_table *t, FILE *f);
+
+/* cli-certs.c */
+/*
+ * Finds the certificate that arg names in a certificates.list result: a full 64-hex id or a
+ * unique prefix of at least CLI_CERT_PREFIX_MIN hex digits. -EINVAL when arg is not such hex,
+ * -ENOENT when nothing matches, -ENOTUNIQ when several do. *ret_cert is borrowed from list.
+ */
+int cli_cert_resolve(json_object *list, const char *arg, json_object **ret_cert);
+/*
+ * Decodes the entry's base64 DER certificate and checks that its SHA-256 is the entry's id.
+ * -EPROTO when the entry is malformed or the id does not match.
+ */
+int cli_cert_decode(json_object *cert, X509 **ret);
+/* The first commonName of a name as UTF-8; -ENOENT when it has none. */
+int cli_name_cn(const X509_NAME *name, char **ret);
+
+/* cli-pin.c */
+/*
+ * The PIN on the first line of path, "\n" or "\r\n" removed (a pipe will do). -ENODATA when
+ * that line is empty, -E2BIG when longer than PF_SECRET_MAX, -EBADMSG when it holds a NUL.
+ * The bytes read are wiped from the stack before returning.
+ */
+int cli_pin_read_file(const char *path, struct pf_secret **ret);
+/*
+ * Prompts on /dev/tty with echo off, restoring the terminal even when interrupted (the signal
+ * is then re-raised). -ENXIO without a terminal, -ECANCELED when nothing was entered (or
+ * end-of-file), -E2BIG when longer than PF_SECRET_MAX, -EBADMSG for a NUL byte.
+ */
+int cli_pin_read_tty(const char *prompt, struct pf_secret **ret);
+
+/* cli-file.c */
+/* Streams the regular file at path through md; *ret_len digest bytes into out. */
+int cli_file_digest(const char *path, const EVP_MD *md, unsigned char *out, unsigned *ret_len);
+/*
+ * Writes data to path atomically: a temporary file in the same directory (mkstemp), fsync,
+ * mode 0644, then rename. Without overwrite, an existing path is never replaced (-EEXIST).
+ */
+int cli_file_write_atomic(const char *path, const void *data, size_t n, int overwrite);
+/* Reads a whole file of at most max bytes; -EFBIG when larger. */
+int cli_file_read_all(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
+
+/* cli-verify.c: the offline verifier (R11) */
+enum cli_conclusion {
+	CLI_VALID,
+	CLI_INDETERMINATE,
+	CLI_INVALID,
+};
+
+struct cli_signer_report {
+	char *signer;       /* subject, RFC 2253; NULL when the certificate is missing */
+	char *signer_cn;
+	char *issuer;
+	char *serial;       /* lower-case hex */
+	char *not_before;   /* the signer certificate's validity, ISO 8601 */
+	char *not_after;
+	char *signing_time; /* signingTime attribute, ISO 8601, or NULL */
+	int integrity;
+	int trusted;
+	char *trust_error;  /* why the chain was not trusted, or NULL */
+	enum cli_conclusion conclusion;
+	char *reason;       /* NULL when VALID */
+};
+
+struct cli_verify_report {
+	char *file;
+	char *content; /* NULL when the content is embedded in the signature */
+	char *error;   /* the file is not a CMS SignedData at all: why (conclusion INVALID) */
+	size_t n_signers;
+	struct cli_signer_report *signers;
+	enum cli_conclusion conclusion;
+};
+
+struct cli_verify_opts {
+	const char *sigfile;
+	const char *content;      /* NULL: derived from sigfile, or embedded */
+	const char *const *cas;   /* --ca files, NULL-terminated; NULL or empty: anchors_dir */
+	const char *anchors_dir;  /* every *.pem in it; normally PARAF_SYSCONFDIR "/anchors" */
+};
+
+/*
+ * Verifies a CMS signature file. Returns 0 and a report whatever the verdict (a file that is
+ * not a CMS signature is an INVALID report with its error set). Fails with -EUCLEAN when the
+ * content file cannot be derived from the signature file's name (a usage error), -EINVAL for a
+ * --ca file without certificates, or the -errno of a file that cannot be read; *error_out is
+ * then a message saying which file (free it; NULL only when out of memory).
+ */
+int cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret,
+	char **error_out);
+struct cli_verify_report *cli_verify_report_free(struct cli_verify_report *r);
+PF_DEFINE_CLEANUP(struct cli_verify_report, cli_verify_report_free)
+const char *cli_conclusion_name(enum cli_conclusion c);
+int cli_verify_report_json(const struct cli_verify_report *r, json_object **ret);
+int cli_verify_report_print(const struct cli_verify_report *r, FILE *f);
