@@ -8,6 +8,7 @@
 #include <json-c/printbuf.h>
 
 #include "ag.h"
+#include "pf-codec.h"
 #include "pf-util.h"
 
 #define AG_ID_MAX 256 /* bytes in a string id */
@@ -19,6 +20,92 @@ tokener_free_wiped(json_tokener *tok)
 	if (tok->pb && tok->pb->buf)
 		explicit_bzero(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
+}
+
+/* json-c's UTF-8 check lets overlong forms and surrogates through, and \ud800 escapes
+ * become surrogate bytes: check every key and string once more, strictly. */
+static int
+tree_utf8_valid(json_object *o)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		return pf_utf8_valid(json_object_get_string(o), (size_t)json_object_get_string_len(o));
+	case json_type_object: {
+		json_object_object_foreach(o, key, val) {
+			if (!pf_utf8_valid(key, strlen(key)) || !tree_utf8_valid(val))
+				return 0;
+		}
+		return 1;
+	}
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++)
+			if (!tree_utf8_valid(json_object_array_get_idx(o, i)))
+				return 0;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static int
+hex4(const char *s)
+{
+	int v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* json-c turns a lone surrogate escape ("\ud800") into U+FFFD without a word, so a string
+ * would not come back as it was sent. Such text is not Unicode: refuse it. */
+static int
+has_lone_surrogate(const char *s, size_t n)
+{
+	int in_str = 0, v, w;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!in_str) {
+			in_str = s[i] == '"';
+			continue;
+		}
+		if (s[i] == '"') {
+			in_str = 0;
+			continue;
+		}
+		if (s[i] != '\\' || i + 1 >= n)
+			continue;
+		if (s[i + 1] != 'u' || i + 5 >= n) {
+			i++;
+			continue;
+		}
+		v = hex4(s + i + 2);
+		if (v >= 0xd800 && v <= 0xdbff) {
+			if (i + 11 < n && s[i + 6] == '\\' && s[i + 7] == 'u' &&
+			    (w = hex4(s + i + 8)) >= 0xdc00 && w <= 0xdfff) {
+				i += 11;
+				continue;
+			}
+			return 1;
+		}
+		if (v >= 0xdc00 && v <= 0xdfff)
+			return 1;
+		i += 5;
+	}
+	return 0;
 }
 
 static json_object *
@@ -33,6 +120,11 @@ parse_line(const char *line, size_t len, struct ag_error *err)
 		ag_error_set(err, AG_ERR_PARSE, NULL, "the request contains a NUL byte");
 		return NULL;
 	}
+	if (has_lone_surrogate(line, len)) {
+		ag_error_set(err, AG_ERR_PARSE, NULL,
+			"the request is not valid Unicode: a lone UTF-16 surrogate escape");
+		return NULL;
+	}
 	tok = json_tokener_new_ex(AG_JSON_DEPTH_MAX);
 	if (!tok) {
 		ag_error_set(err, AG_ERR_INTERNAL, NULL, "out of memory");
@@ -44,8 +136,13 @@ parse_line(const char *line, size_t len, struct ag_error *err)
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
 	tokener_free_wiped(tok);
-	if (root && jerr == json_tokener_success && end >= len)
-		return root;
+	if (root && jerr == json_tokener_success && end >= len) {
+		if (tree_utf8_valid(root))
+			return root;
+		jerr = json_tokener_error_parse_utf8_string;
+	}
+	if (root)
+		ag_json_wipe_strings(root);
 	json_object_put(root);
 	if (jerr == json_tokener_error_depth)
 		ag_error_set(err, AG_ERR_NESTING_TOO_DEEP, NULL,
@@ -63,11 +160,16 @@ parse_line(const char *line, size_t len, struct ag_error *err)
 	return NULL;
 }
 
+/* Integers up to 2^53 - 1: what every JSON client (JavaScript included) holds exactly. */
+#define AG_ID_INT_MAX (((int64_t)1 << 53) - 1)
+
 static int
 id_valid(json_object *id)
 {
-	if (json_object_is_type(id, json_type_int))
-		return 1;
+	if (json_object_is_type(id, json_type_int)) {
+		int64_t v = json_object_get_int64(id);
+		return v >= -AG_ID_INT_MAX && v <= AG_ID_INT_MAX;
+	}
 	return json_object_is_type(id, json_type_string) && json_object_get_string_len(id) <= AG_ID_MAX;
 }
 
@@ -132,7 +234,8 @@ ag_request_parse(const char *line, size_t len, struct ag_request *ret, json_obje
 	}
 	if (!*ret_id) {
 		ag_error_set(err, AG_ERR_INVALID_REQUEST, NULL,
-			"'id' must be a string of at most %d bytes or an integer", AG_ID_MAX);
+			"'id' must be a string of at most %d bytes or an integer of at most 2^53 - 1",
+			AG_ID_MAX);
 		goto fail;
 	}
 	if (!method || !json_object_is_type(method, json_type_string)) {

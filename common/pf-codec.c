@@ -122,3 +122,41 @@ pf_hex_encode(const uint8_t *p, size_t n)
 	s[2 * n] = 0;
 	return s;
 }
+
+int
+pf_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+	while (p < end) {
+		unsigned c = *p;
+		size_t len;
+		unsigned cp;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			len = 2, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			len = 3, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			len = 4, cp = c & 0x07;
+		else
+			return 0; /* continuation byte first, or C0/C1 (overlong), or beyond F4 */
+		if ((size_t)(end - p) < len)
+			return 0;
+		for (size_t i = 1; i < len; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0; /* overlong, or past Unicode */
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			return 0; /* UTF-16 surrogates are not characters */
+		p += len;
+	}
+	return 1;
+}

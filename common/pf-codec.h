@@ -15,3 +15,7 @@ int pf_base64_decode(const char *s, size_t len, uint8_t **ret_p, size_t *ret_n);
 size_t pf_base64_decoded_max(size_t len);
 
 char *pf_hex_encode(const uint8_t *p, size_t n);
+
+/* 1 when s is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
+ * U+10FFFF), else 0. */
+int pf_utf8_valid(const char *s, size_t n);

@@ -28,6 +28,9 @@ Fixtures (see each one's docstring):
     agent            agent_factory() with defaults: sees the tokens of `softhsm`; make tokens
                      and keys BEFORE asking for it (request `token` first, enroll, then use
                      agent_factory() if the fixture order is in doubt)
+    signer           a token with .rsa and .ec identities and an .agent serving them
+    run_paraf        run_paraf(agent, *args, input=None, timeout=60, env=None, cwd=None) ->
+                     CompletedProcess of `paraf --socket <agent.socket> ARGS` (text)
 
 Agent (a running parafd):
 
@@ -562,3 +565,35 @@ def agent_factory(parafd_bin, softhsm, tmp_path, tmp_path_factory, request):
 def agent(agent_factory):
     """A parafd with default options on the test's `softhsm` (see agent_factory)."""
     return agent_factory()
+
+
+class Signer:
+    """What `signer` yields: .agent, .token, .ca, .rsa and .ec (pki.Identity)."""
+
+    def __init__(self, agent, token, ca, rsa, ec):
+        self.agent, self.token, self.ca, self.rsa, self.ec = agent, token, ca, rsa, ec
+
+
+@pytest.fixture
+def signer(ca, token, agent_factory):
+    """A token with an RSA-2048 and an EC P-256 identity (individual certificates,
+    digitalSignature + nonRepudiation, issued by `ca`) and a parafd serving them (Signer)."""
+    rsa = token.enroll(ca, kind="rsa")
+    ec = token.enroll(ca, kind="ec")
+    return Signer(agent_factory(), token, ca, rsa, ec)
+
+
+@pytest.fixture
+def run_paraf(paraf_bin):
+    """run_paraf(agent, *args, input=None, timeout=60, env=None, cwd=None) ->
+    subprocess.CompletedProcess (text mode): runs `paraf --socket <agent.socket> ARGS` with
+    the agent's environment (private HOME/XDG dirs, SOFTHSM2_CONF) plus `env`. Pass
+    agent=None to run without --socket."""
+    def run(agent, *args, input=None, timeout=60, env=None, cwd=None):
+        e = dict(agent.env) if agent is not None else {"PATH": os.environ.get("PATH", "")}
+        e.update(env or {})
+        argv = [str(paraf_bin)] + (["--socket", agent.socket] if agent is not None else [])
+        argv += [str(a) for a in args]
+        return subprocess.run(argv, input=input, capture_output=True, text=True,
+            timeout=timeout, env=e, cwd=cwd)
+    return run

@@ -18,6 +18,7 @@ Library use (test/conftest.py wraps these in fixtures):
 Command line (used by scripts/demo.sh):
 
     pki.py demo-token DIR [--key rsa|ec]     prints a JSON object with the paths and ids
+    pki.py cms-info FILE.p7s                 prints what is inside a DER CMS SignedData
 
 Nothing here touches the user's own tokens or configuration: every SoftHSM call runs with
 SOFTHSM2_CONF pointing at a softhsm2.conf in a directory the caller chose, and slots are found
@@ -371,11 +372,13 @@ class Identity:
 
     token, key_id (bytes, the CKA_ID shared by key and certificate), kind ('rsa' | 'ec'),
     cert (cryptography x509), der, cert_id (parafd's id), cert_path (PEM file), public_key,
-    pin (the token's user PIN), extractable (True for the deliberately bad R3 key)."""
+    pin (the token's user PIN), extractable (True for the deliberately bad R3 key), label
+    (the certificate object's CKA_LABEL)."""
 
-    def __init__(self, token, key_id, kind, cert, extractable=False):
+    def __init__(self, token, key_id, kind, cert, extractable=False, label=None):
         self.token = token
         self.key_id = key_id
+        self.label = label
         self.kind = kind
         self.cert = cert
         self.der = cert.public_bytes(serialization.Encoding.DER)
@@ -467,7 +470,8 @@ class Token:
 
     def import_certificate(self, cert, key_id, label=None):
         """Stores an X.509 certificate on the token (CKO_CERTIFICATE, CKC_X_509) with CKA_ID,
-        CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE and CKA_LABEL."""
+        CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_VALUE and CKA_LABEL (default: the
+        subject's CN). Returns the label."""
         P = PyKCS11
         der = cert.public_bytes(serialization.Encoding.DER)
         label = label or cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -478,6 +482,7 @@ class Token:
             (P.CKA_SERIAL_NUMBER, der_integer(cert.serial_number)), (P.CKA_VALUE, der)]
         with self.session() as s:
             s.createObject(tmpl)
+        return label
 
     def enroll(self, ca, kind="rsa", subject=None, common_name=None, key_id=None,
             label=None, extractable=False, **issue_args):
@@ -490,8 +495,8 @@ class Token:
                 serial_number="NIP196501011990031001",
                 organization="Pemerintah Kabupaten Contoh")
         cert = ca.issue(public_key, subject, **issue_args)
-        self.import_certificate(cert, key_id, label)
-        ident = Identity(self, key_id, kind, cert, extractable)
+        label = self.import_certificate(cert, key_id, label)
+        ident = Identity(self, key_id, kind, cert, extractable, label)
         self.identities.append(ident)
         return ident
 

@@ -66,6 +66,11 @@ test_valid(void **state)
 
 	assert_string_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}",
 		NULL, NULL), "ok");
+	/* A surrogate pair and an escaped backslash before "ud800" are fine. */
+	assert_string_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":\"\\ud83d\\ude00\",\"method\":\"x\"}",
+		NULL, NULL), "ok");
+	assert_string_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":\"\\\\ud800\",\"method\":\"x\"}",
+		NULL, NULL), "ok");
 	assert_string_equal(parse("  {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":[]}  ",
 		NULL, NULL), "ok");
 }
@@ -83,6 +88,14 @@ test_malformed(void **state)
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"} trailing", "parse-error" },
 		{ "{'jsonrpc':'2.0'}", "parse-error" },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc0\xaf\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xed\xa0\x80\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xf4\x90\x80\x80\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"\xc0\xaf\":1,\"method\":\"x\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\\ud800\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\\udc00x\"}", "parse-error" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234567890,\"method\":\"x\"}",
+			"invalid-request" },
 		{ "[]", "invalid-request" },
 		{ "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}]", "invalid-request" },
 		{ "42", "invalid-request" },
