@@ -18,8 +18,6 @@ void
 ag_config_init(struct ag_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	/* The next issue's pinentry dialog turns this default off. */
-	c->allow_pin_parameter = true;
 	c->helper_timeout = AG_HELPER_TIMEOUT_DEFAULT;
 	c->idle_timeout = AG_IDLE_TIMEOUT_DEFAULT;
 	c->max_clients = AG_CLIENTS_DEFAULT;
@@ -64,18 +62,6 @@ strip(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = 0;
 	return s;
-}
-
-static int
-parse_bool(const char *v, bool *ret)
-{
-	if (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on"))
-		*ret = true;
-	else if (streq(v, "no") || streq(v, "false") || streq(v, "0") || streq(v, "off"))
-		*ret = false;
-	else
-		return -EINVAL;
-	return 0;
 }
 
 static int
@@ -138,9 +124,7 @@ ag_config_load(struct ag_config *c, const char *path, char *ret_error, size_t er
 		*eq = 0;
 		key = strip(s);
 		val = strip(eq + 1);
-		if (streq(key, "allow_pin_parameter"))
-			r = parse_bool(val, &c->allow_pin_parameter);
-		else if (streq(key, "helper_timeout"))
+		if (streq(key, "helper_timeout"))
 			r = parse_uint(val, 1, 3600, &c->helper_timeout);
 		else if (streq(key, "idle_timeout"))
 			r = parse_uint(val, 1, 86400, &c->idle_timeout);

@@ -49,7 +49,50 @@ static const struct ag_error_info errors[_AG_ERR_MAX] = {
 	[AG_ERR_TOKEN_ERROR] = { -32021, "token-error", NULL, "the token or its module failed" },
 	[AG_ERR_TOKEN_HELPER_FAILED] = { -32022, "token-helper-failed", NULL,
 		"the token helper crashed or did not answer in time; it has been replaced" },
+	[AG_ERR_UNREGISTERED] = { -32030, "unregistered", "R5",
+		"the certificate has no type or no registered owner" },
+	[AG_ERR_NOT_OWNER] = { -32031, "not-owner", "R1",
+		"the certificate belongs to another account" },
+	[AG_ERR_NO_SESSION] = { -32032, "no-session", "R1",
+		"the request comes from no local login session, or sessions cannot be checked" },
+	[AG_ERR_REMOTE_SESSION] = { -32033, "remote-session", "R1",
+		"the request comes from a remote login session" },
+	[AG_ERR_INACTIVE_SESSION] = { -32034, "inactive-session", "R1",
+		"the request comes from a login session that is not the active one" },
+	[AG_ERR_BATCH_TOO_LARGE] = { -32035, "batch-too-large", "R1",
+		"more documents than the policy lets one PIN authorise" },
+	[AG_ERR_USAGE_NOT_ALLOWED] = { -32036, "usage-not-allowed", "R6",
+		"the certificate's type may not be used for this usage" },
+	[AG_ERR_USAGE_NOT_IN_CERTIFICATE] = { -32037, "usage-not-in-certificate", "R6",
+		"the certificate's extensions do not allow this usage" },
+	[AG_ERR_NOT_YET_VALID] = { -32038, "not-yet-valid", "R7", "the certificate is not valid yet" },
+	[AG_ERR_EXPIRED] = { -32039, "expired", "R7", "the certificate has expired" },
+	[AG_ERR_NON_COMPLIANT] = { -32040, "non-compliant", "R7",
+		"the certificate is valid for longer than the regulation allows" },
+	[AG_ERR_UNTRUSTED] = { -32041, "untrusted", NULL,
+		"the certificate does not chain to a configured trust anchor" },
+	[AG_ERR_REVOKED] = { -32042, "revoked", "R8",
+		"the certificate is revoked and can never be used again" },
+	[AG_ERR_REVOCATION_UNKNOWN] = { -32043, "revocation-unknown", "R8",
+		"no current CRL from the issuer, and the policy requires one" },
+	[AG_ERR_PIN_CANCELLED] = { -32044, "pin-cancelled", NULL,
+		"the official cancelled the PIN dialog" },
+	[AG_ERR_PIN_DIALOG_FAILED] = { -32045, "pin-dialog-failed", NULL,
+		"the PIN dialog could not be shown or did not answer" },
+	[AG_ERR_DIALOG_LOCATION_REFUSED] = { -32046, "dialog-location-refused", "R1",
+		"the terminal or display named for the PIN dialog is not the caller's own" },
+	[AG_ERR_POLICY_INVALID] = { -32047, "policy-invalid", "R13",
+		"the policy, registry or revocation list cannot be read safely" },
 };
+
+enum ag_err
+ag_error_from_reason(const char *reason)
+{
+	for (int e = 0; e < _AG_ERR_MAX; e++)
+		if (reason && streq(errors[e].reason, reason))
+			return e;
+	return AG_ERR_INTERNAL;
+}
 
 const struct ag_error_info *
 ag_error_info(enum ag_err e)

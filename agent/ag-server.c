@@ -317,8 +317,14 @@ client_free(struct ag_client *c)
 {
 	struct ag_server *srv = c->srv;
 
-	if (c->busy)
-		c->busy->client = NULL; /* the call finishes on its own and is dropped */
+	if (c->busy) {
+		struct ag_call *call = c->busy;
+
+		call->client = NULL; /* the call finishes on its own and is dropped */
+		c->busy = NULL;
+		if (call->abandon)
+			call->abandon(call);
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -528,6 +534,8 @@ ag_server_free(struct ag_server *s)
 	if (s->listen_owned && s->socket_path)
 		unlink(s->socket_path);
 	free(s->socket_path);
+	free(s->policy_dir);
+	free(s->pinentry);
 	sd_event_unref(s->event);
 	free(s);
 	return NULL;

@@ -9,6 +9,8 @@
 
 #include "ag.h"
 
+#define AG_PIN_FAILURES_MAX 64 /* certificates whose wrong PINs we remember */
+
 struct ag_client {
 	struct ag_server *srv;
 	struct ag_client *prev, *next;
@@ -39,6 +41,15 @@ struct ag_server {
 	uint64_t start_usec;
 	uid_t uid;
 	uint64_t requests;
+	bool log_stderr;        /* audit records and logs to stderr (foreground) */
+	char *policy_dir;       /* read afresh for every decision */
+	bool policy_dir_given;  /* --policy: files of our own account accepted (tests) */
+	char *pinentry;         /* --pinentry: overrides the policy's */
+	struct ag_pin_failure {
+		char cert_id[65];
+		unsigned failures;
+		uint64_t last_usec;
+	} pin_failures[AG_PIN_FAILURES_MAX];
 };
 
 int ag_server_new(sd_event *e, const struct ag_config *cfg, const char *helper_path, int listen_fd,

@@ -56,6 +56,26 @@ enum ag_err {
 	AG_ERR_TOKEN_REMOVED,
 	AG_ERR_TOKEN_ERROR,
 	AG_ERR_TOKEN_HELPER_FAILED,
+	/* refusals by the policy (pol_decide), one per reason */
+	AG_ERR_UNREGISTERED,
+	AG_ERR_NOT_OWNER,
+	AG_ERR_NO_SESSION,
+	AG_ERR_REMOTE_SESSION,
+	AG_ERR_INACTIVE_SESSION,
+	AG_ERR_BATCH_TOO_LARGE,
+	AG_ERR_USAGE_NOT_ALLOWED,
+	AG_ERR_USAGE_NOT_IN_CERTIFICATE,
+	AG_ERR_NOT_YET_VALID,
+	AG_ERR_EXPIRED,
+	AG_ERR_NON_COMPLIANT,
+	AG_ERR_UNTRUSTED,
+	AG_ERR_REVOKED,
+	AG_ERR_REVOCATION_UNKNOWN,
+	/* the PIN dialog */
+	AG_ERR_PIN_CANCELLED,
+	AG_ERR_PIN_DIALOG_FAILED,
+	AG_ERR_DIALOG_LOCATION_REFUSED,
+	AG_ERR_POLICY_INVALID,
 	_AG_ERR_MAX,
 };
 
@@ -67,6 +87,8 @@ struct ag_error_info {
 };
 
 const struct ag_error_info *ag_error_info(enum ag_err e);
+/* The error for a policy refusal's reason token (pol_verdict.reason). */
+enum ag_err ag_error_from_reason(const char *reason);
 
 struct ag_error {
 	enum ag_err err;
@@ -161,7 +183,6 @@ int ag_ecdsa_sig_to_der(const uint8_t *sig, size_t n, uint8_t **ret_der, size_t 
 
 /* ag-config.c */
 struct ag_config {
-	bool allow_pin_parameter;
 	unsigned helper_timeout; /* seconds */
 	unsigned idle_timeout;   /* seconds */
 	unsigned max_clients;
@@ -201,6 +222,10 @@ struct ag_call {
 	const struct ag_method *method;
 	void *params;
 	struct ucred peer;
+	/* Called when the client goes away while the call waits (a PIN dialog, a delay): the
+	 * handler stops what it can and finishes the call. */
+	void (*abandon)(struct ag_call *call);
+	void *abandon_data;
 };
 void ag_call_reply(struct ag_call *call, json_object *result);
 void ag_call_fail(struct ag_call *call, struct ag_error *e);

@@ -22,6 +22,7 @@
 #include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 
+#include "ag-policy.h"
 #include "ag-server.h"
 #include "paraf-config.h"
 #include "pf-util.h"
@@ -48,7 +49,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: parafd [--socket PATH] [--module PATH]... [--config FILE] [--foreground]\n"
+		"usage: parafd [--socket PATH] [--module PATH]... [--config FILE] [--policy DIR]\n"
+		"              [--pinentry PATH] [--foreground]\n"
 		"\n"
 		"The paraf signing agent: signs documents with keys on PKCS#11 tokens for desktop\n"
 		"applications, over JSON-RPC on a Unix socket (see doc/protocol.md).\n"
@@ -58,9 +60,14 @@ usage(FILE *f)
 		"  --module PATH   use this PKCS#11 module instead of the p11-kit registry (repeatable)\n"
 		"  --config FILE   read the configuration from FILE (default: %s/parafd.conf if it\n"
 		"                  exists)\n"
+		"  --policy DIR    the policy directory (default: %s): policy.conf, policy.d/,\n"
+		"                  owners.d/, revoked.list, anchors/, crl/; with this option files\n"
+		"                  owned by the agent's own account are accepted (tests)\n"
+		"  --pinentry PATH the PIN dialog program (default: the policy's, else\n"
+		"                  /usr/bin/pinentry)\n"
 		"  --foreground    stay in the foreground and log to stderr\n"
 		"  --version       print the version\n",
-		PARAF_SYSCONFDIR);
+		PARAF_SYSCONFDIR, PARAF_SYSCONFDIR);
 }
 
 /* The helper beside our own executable first (a build tree, or a relocated install), then
@@ -122,6 +129,8 @@ main(int argc, char **argv)
 		{ "module", required_argument, NULL, 'm' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "pinentry", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -130,6 +139,8 @@ main(int argc, char **argv)
 	struct ag_server *srv = NULL;
 	sd_event *event = NULL;
 	_cleanup_free_ char *socket_path = NULL, *config_path = NULL, *helper = NULL;
+	_cleanup_free_ char *policy_dir = NULL, *pinentry = NULL;
+	struct ag_policy *policy = NULL;
 	char **modules = NULL;
 	size_t n_modules = 0;
 	struct rlimit no_core = { 0, 0 };
@@ -162,6 +173,19 @@ main(int argc, char **argv)
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case 'p':
+			free(policy_dir);
+			policy_dir = strdup(optarg);
+			break;
+		case 'e':
+			if (optarg[0] != '/' || access(optarg, X_OK) < 0) {
+				fprintf(stderr, "parafd: --pinentry needs an absolute path to a program, "
+						"not '%s'\n", optarg);
+				return 2;
+			}
+			free(pinentry);
+			pinentry = strdup(optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -210,6 +234,16 @@ main(int argc, char **argv)
 			}
 		}
 	}
+
+	/* R13: refuse to start on a policy anyone but root could have written, and say which
+	 * file; it is read again for every decision. */
+	if (ag_policy_load(policy_dir ? policy_dir : PARAF_SYSCONFDIR,
+		    policy_dir && !streq(policy_dir, PARAF_SYSCONFDIR), &policy,
+		    errbuf, sizeof(errbuf)) < 0) {
+		fprintf(stderr, "parafd: %s\n", errbuf);
+		goto out;
+	}
+	policy = ag_policy_free(policy);
 
 	r = sd_listen_fds(1);
 	if (r > 1) {
@@ -267,6 +301,14 @@ main(int argc, char **argv)
 		goto out;
 	}
 	listen_fd = -1; /* the server owns it */
+	srv->log_stderr = foreground;
+	srv->policy_dir = policy_dir ? TAKE_PTR(policy_dir) : strdup(PARAF_SYSCONFDIR);
+	srv->policy_dir_given = srv->policy_dir && !streq(srv->policy_dir, PARAF_SYSCONFDIR);
+	srv->pinentry = TAKE_PTR(pinentry);
+	if (!srv->policy_dir) {
+		log_msg(LOG_ERR, "out of memory");
+		goto out;
+	}
 	log_msg(LOG_INFO, "listening on %s (pid %d, %s)",
 		socket_path ? socket_path : "the socket from systemd", (int)getpid(),
 		cfg.n_modules ? "modules given" : "p11-kit module registry");
