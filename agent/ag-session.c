@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-login.h>
 
 #include "ag-session.h"
@@ -19,8 +20,9 @@
 bool
 ag_logind_present(void)
 {
-	/* What sd_booted() and logind's own clients check. */
-	return access("/run/systemd/seats/", F_OK) == 0;
+	/* systemd runs (sd_booted), and logind has published its seats. A container image may
+	 * carry a stale /run/systemd/seats without either. */
+	return sd_booted() > 0 && access("/run/systemd/seats/", F_OK) == 0;
 }
 
 void

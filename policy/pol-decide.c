@@ -204,8 +204,8 @@ pol_decide(const struct pol_policy *p, const struct pol_request *req,
 	/* R2: the PIN goes from the trusted dialog to the token, not through the application. */
 	if (req->pin_parameter && !(p->pin_parameter_types & POL_TYPE_BIT(type))) {
 		deny(ret, "R2", "pin-parameter-refused",
-			"a %s certificate's PIN is asked by the trusted PIN dialog, never taken from "
-			"the application", pol_type_to_string(type));
+			"the PIN of a certificate of type %s is asked by the trusted PIN dialog, never "
+			"taken from the application", pol_type_to_string(type));
 		return;
 	}
 	/* R1: one PIN, an explicit and bounded list of documents. */
@@ -217,7 +217,7 @@ pol_decide(const struct pol_policy *p, const struct pol_request *req,
 	}
 	/* R6: the type's usages, then the certificate's own extensions. */
 	if (!usage || !(p->usage_matrix[type] & POL_USAGE_BIT(req->usage))) {
-		deny(ret, "R6", "usage-not-allowed", "a %s certificate may not be used for %s",
+		deny(ret, "R6", "usage-not-allowed", "a certificate of type %s may not be used for %s",
 			pol_type_to_string(type), usage ? usage : "this usage");
 		return;
 	}
