@@ -668,6 +668,8 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 			}
 			e = login(f, s, CKU_CONTEXT_SPECIFIC, req->pin, protected_path, &rv);
 			ret->logins++;
+			/* C_Logout also clears OpenSC's PIN cache: never leave one behind (R2). */
+			logged_in = 1;
 		}
 		if (rv == CKR_OK)
 			rv = f->C_Sign(s, data, data_len, sig, &sig_len);
