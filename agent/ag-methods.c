@@ -15,6 +15,7 @@
 #include "ag-methods.h"
 #include "ag-policy.h"
 #include "ag-session.h"
+#include "ag-state.h"
 #include "ag-server.h"
 #include "paraf-config.h"
 #include "pf-codec.h"
@@ -280,6 +281,10 @@ add_policy_facts(json_object *j, struct ag_policy *ap, const char *policy_error,
 		return;
 	}
 	pol_trust_check(&ap->trust, x, now, &f);
+	if (f.revocation == POL_REV_REVOKED)
+		(void)ag_state_remember_revoked(f.id);
+	else if (ag_state_revoked(f.id))
+		f.revocation = POL_REV_REVOKED; /* R8: for ever */
 	pol_cert_status(&ap->pol, &f, now, &st);
 	o = pol_owner_find(&ap->pol, f.id);
 	if (o) {

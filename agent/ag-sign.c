@@ -25,6 +25,7 @@
 #include "ag-policy.h"
 #include "ag-server.h"
 #include "ag-session.h"
+#include "ag-state.h"
 #include "pf-codec.h"
 #include "pf-util.h"
 #include "pol.h"
@@ -679,6 +680,11 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 		return;
 	}
 	pol_trust_check(&st->policy->trust, st->cert, now, &st->facts);
+	/* R8: once seen revoked, revoked for ever, whatever the CRLs say later. */
+	if (st->facts.revocation == POL_REV_REVOKED)
+		(void)ag_state_remember_revoked(st->facts.id);
+	else if (ag_state_revoked(st->facts.id))
+		st->facts.revocation = POL_REV_REVOKED;
 	ag_session_facts(call->peer.pid, &session);
 	preq.usage = (enum pol_usage)p->usage;
 	preq.n_documents = p->n_documents;
