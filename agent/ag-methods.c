@@ -140,8 +140,8 @@ policy_status(struct ag_server *srv, json_object *o)
 			json_object_array_add(types, json_object_new_string(pol_type_to_string(t)));
 	json_object_object_add(o, "policy", pol);
 	json_object_object_add(o, "pin_parameter_types", types);
-	json_object_object_add(o, "pinentry", json_object_new_string(
-		r >= 0 && ap->pol.pinentry ? ap->pol.pinentry : "/usr/bin/pinentry"));
+	json_object_object_add(o, "pinentry", json_object_new_string(srv->pinentry ? srv->pinentry
+		: r >= 0 && ap->pol.pinentry ? ap->pol.pinentry : "/usr/bin/pinentry"));
 	/* R1: where logind is absent, say so: the policy's without_logind applies. */
 	json_object_object_add(o, "logind", json_object_new_boolean(ag_logind_present()));
 	ag_policy_free(ap);

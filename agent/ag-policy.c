@@ -36,9 +36,11 @@ check_owner(const char *path, const struct stat *st, bool allow_own, char *err, 
 	return 0;
 }
 
+/* Reads a whole file after the R13 check. Text files must hold no NUL byte; binary ones
+ * (DER CRLs and certificates) may. */
 static int
-read_file(const char *path, bool allow_own, bool optional, char **ret, size_t *ret_len, char *err,
-	size_t errsz)
+read_file_as(const char *path, bool allow_own, bool optional, bool binary, char **ret,
+	size_t *ret_len, char *err, size_t errsz)
 {
 	struct stat st;
 	char *buf;
@@ -86,7 +88,7 @@ read_file(const char *path, bool allow_own, bool optional, char **ret, size_t *r
 	}
 	close(fd);
 	buf[n] = 0;
-	if (memchr(buf, 0, n)) {
+	if (!binary && memchr(buf, 0, n)) {
 		free(buf);
 		snprintf(err, errsz, "'%s' contains NUL bytes", path);
 		return -EINVAL;
@@ -94,6 +96,13 @@ read_file(const char *path, bool allow_own, bool optional, char **ret, size_t *r
 	*ret = buf;
 	*ret_len = n;
 	return 0;
+}
+
+static int
+read_file(const char *path, bool allow_own, bool optional, char **ret, size_t *ret_len, char *err,
+	size_t errsz)
+{
+	return read_file_as(path, allow_own, optional, false, ret, ret_len, err, errsz);
 }
 
 static int
@@ -272,14 +281,15 @@ load_crls(struct ag_policy *ap, const char *dir, char *err, size_t errsz)
 		X509_CRL *crl = NULL;
 		BIO *b;
 
-		r = read_file(files[i], ap->owner_files_allowed, false, &text, &len, err, errsz);
+		r = read_file_as(files[i], ap->owner_files_allowed, false, true, &text, &len, err,
+			errsz);
 		if (r < 0)
 			break;
 		b = BIO_new_mem_buf(text, (int)len);
 		while (b && (crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)))
 			sk_X509_CRL_push(ap->trust.crls, crl);
 		BIO_free(b);
-		if (!strstr(text, "-----BEGIN X509 CRL-----")) {
+		if (!memmem(text, len, "-----BEGIN X509 CRL-----", 24)) {
 			p = (const unsigned char *)text;
 			crl = d2i_X509_CRL(NULL, &p, (long)len);
 			if (crl)

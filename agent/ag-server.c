@@ -14,7 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ag-audit.h"
 #include "ag-server.h"
+#include "ag-session.h"
 #include "pf-util.h"
 
 static void client_process(struct ag_client *c);
@@ -382,6 +384,14 @@ listen_io(sd_event_source *s, int lfd, uint32_t revents, void *userdata)
 		}
 		/* R1: a per-user agent serves its own account only, root included. */
 		if (cred.uid != srv->uid) {
+			_cleanup_free_ char *exe = ag_peer_exe(cred.pid);
+			struct ag_audit_record rec = {
+				.method = "connect", .peer = cred, .exe = exe, .allow = false,
+				.rule = "R1", .reason = "peer-refused",
+				.message = "a process of another account connected",
+			};
+
+			ag_audit_write(srv->log_stderr, &rec);
 			refuse(fd, AG_ERR_PEER_REFUSED,
 				"this agent serves only its own account; the certificate owner's keys "
 				"are not usable by another account");

@@ -163,7 +163,10 @@ finish_error(struct sign_state *st, struct ag_error *err)
 	struct ag_call *call = st->call;
 	const struct ag_error_info *info = ag_error_info(err->err);
 
-	if (st->decided && st->verdict.allow)
+	/* A refusal that enforces a rule after the policy said yes (the dialog's location, R1; a
+	 * key that could have left the token, R3) is a deny in its own right; other failures
+	 * (a wrong PIN, a token error) are the outcome of an allowed request. */
+	if (st->decided && st->verdict.allow && !(err->rule ? err->rule : info->rule))
 		audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message, info->reason);
 	else
 		audit(st, false, err->rule ? err->rule : info->rule, info->reason, err->message, NULL);
@@ -475,6 +478,11 @@ open_dialog(struct sign_state *st)
 	d.ok_label = "Tanda tangani";
 	d.cancel_label = "Batal";
 	d.timeout = st->policy->pol.pin_timeout;
+	{
+		struct ag_pin_failure *f = pin_failure(call->srv, p->certificate, false);
+		if (f && f->failures)
+			d.error = "PIN sebelumnya salah (the previous PIN was wrong)";
+	}
 	if (st->token_flags & TOK_PIN_COUNT_LOW)
 		d.error = "Sisa percobaan PIN tinggal sedikit (few PIN tries left)";
 	if (st->token_flags & TOK_PIN_FINAL_TRY)

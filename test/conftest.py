@@ -6,12 +6,16 @@ Run with Debian's interpreter (python3-pykcs11, python3-cryptography, python3-py
     PARAF_BUILD=/abs/build /usr/bin/python3 -m pytest -v -p no:cacheprovider test
 
 Everything a test makes lives under pytest's temporary directory: the SoftHSM configuration
-and tokens, the CA, parafd's socket directory, configuration file, HOME and XDG directories.
-parafd is always started with `--socket` (in a private 0700 directory), `--module` naming a
-PKCS#11 module explicitly (never the p11-kit registry: as root p11-kit ignores user
-configuration), `--config` (a file written by the fixture) and `--foreground`. The user's own
-tokens, SoftHSM configuration and paraf configuration are never read or touched. Works as root
-and as an ordinary user.
+and tokens, the CA, parafd's socket directory, configuration file, policy directory, PIN
+dialog, HOME and XDG directories. parafd is always started with `--socket` (in a private 0700
+directory), `--module` naming a PKCS#11 module explicitly (never the p11-kit registry: as root
+p11-kit ignores user configuration), `--config` (a file written by the fixture),
+`--foreground`, and by default `--policy DIR` (a private policy directory, see PolicyDir) and
+`--pinentry WRAPPER` (the scripted test/fake-pinentry, see FakePinentry). The user's own
+tokens, SoftHSM configuration, paraf configuration and /etc/paraf are never read or touched.
+Works as root and as an ordinary user: the registered owner of every test certificate is the
+account the tests run as (root's policy then needs `[owner] root_may_own = yes`, which the
+fixture writes only when running as root).
 
 Fixtures (see each one's docstring):
 
@@ -27,15 +31,24 @@ Fixtures (see each one's docstring):
     agent_factory    agent_factory(**options) -> a started Agent (options below)
     agent            agent_factory() with defaults: sees the tokens of `softhsm`; make tokens
                      and keys BEFORE asking for it (request `token` first, enroll, then use
-                     agent_factory() if the fixture order is in doubt)
+                     agent_factory() if the fixture order is in doubt): the certificates on
+                     the tokens when the agent starts are the ones registered to the test's
+                     account (enrol later ones with agent.policy.register(ident))
+    policy_factory   policy_factory(**policy options below) -> a PolicyDir not yet used by
+                     any agent (to prepare one before parafd starts, or share one)
     signer           a token with .rsa and .ec identities and an .agent serving them
     run_paraf        run_paraf(agent, *args, input=None, timeout=60, env=None, cwd=None) ->
                      CompletedProcess of `paraf --socket <agent.socket> ARGS` (text)
+    account          the name of the account the tests run as (pwd), the default owner
 
 Agent (a running parafd):
 
     .socket, .pid, .proc (subprocess.Popen), .dir (its private work dir), .config_path,
     .log_path / .stderr() (parafd's stderr), .spy_log (PKCS#11 spy output or None)
+    .policy (its PolicyDir, or None when started without --policy), .pinentry (its
+        FakePinentry, or None)
+    .audit(since=0) -> the audit records parafd wrote to stderr ("parafd: audit {json}"
+        lines), parsed, from the `since`-th on; .audit_count() -> how many so far
     .call(method, params=None, id=None) -> the parsed response object (dict), on one
         persistent connection; the id defaults to a counter
     .result(method, params=None) -> response["result"], failing the test on an error
@@ -60,6 +73,14 @@ agent_factory options:
 
     softhsm=<pki.SoftHSM>   whose tokens the agent sees (default: the test's `softhsm`)
     config="…"              text of the INI config file (default "[agent]\\n")
+    policy=<PolicyDir>      use this policy directory as it is (prepared with policy_factory,
+                            or another agent's); False: no --policy at all. Default (None): a
+                            fresh private one made with the policy options below
+    pinentry=True           the fake PIN dialog answering `pin`; a dict: the fake pinentry's
+                            JSON configuration (e.g. {"action": "cancel"}; "log" is added);
+                            a str: that program as --pinentry; False: no --pinentry
+    pin=None                the PIN the fake dialog answers (default: the PIN of the first
+                            token in `softhsm`, else "1234")
     modules=[paths]         PKCS#11 modules (default [SOFTHSM_MODULE]); each becomes --module
     spy=True                load OpenSC's pkcs11-spy in front of SoftHSM; agent.spy_log is
                             its output file (parse with spy_calls()); skips if not installed
@@ -70,11 +91,47 @@ agent_factory options:
                             stderr if it exits first); wait=False for tests of refusals
     check_exit=True         at teardown, fail if parafd had died by itself before the stop
 
+Policy options (agent_factory and policy_factory):
+
+    policy_text=None        the whole policy.conf instead of the default (PolicyDir.default_text())
+    policy_extra=""         INI text appended to policy.conf (sections may repeat; later keys win)
+    register=True           True: register every certificate on the tokens of `softhsm` (as it is
+                            when the directory is made) to `account`, type individual (or the
+                            type it was issued with); False: none; a list of pki.Identity: those
+    anchors=None            CAs (pki.CA) or certificates for anchors/ (default: [ca])
+    crl=True                True: a current CRL (nothing revoked) from each anchor CA in crl/;
+                            False: no CRL; a CRL or a list of CRLs (pki.CA.crl()) to write
+
+PolicyDir (a private policy directory for `parafd --policy DIR`: the directory and its
+subdirectories mode 0700, files 0600, all owned by the test's own uid; parafd reads it afresh
+for every decision, so a test may change it while parafd runs):
+
+    .path, .conf_path (policy.conf), .revoked_path (revoked.list), .account (default owner)
+    .write_policy(text) / .add_policy(text) / .dropin(name, text)   policy.conf, policy.d/
+    .register(ident_or_id, account=None, type=None, name=None, nip=…, **fields) -> the
+        owners.d file (fields: nik, email, position, unit, decree, token); .unregister(ident)
+    .register_all(softhsm)   every identity on its tokens not registered yet
+    .add_anchor(ca_or_cert, name=None); .set_crl(crl, name="ca.crl", der=False);
+        .remove_crls()
+    .revoke(ident_or_id, reason="left-post", when=None, note=None)   appends to revoked.list
+    .write(relative path, bytes or str, mode=0o600) -> Path
+
+FakePinentry (the scripted PIN dialog, test/fake-pinentry, behind a wrapper script):
+
+    .wrapper (what --pinentry names), .conf_path, .log_path
+    .configure(**conf)   replaces its configuration: pin="…", pins=[…] (successive dialogs),
+                         action="cancel" | "decline-confirm" | "hang" | "garbage" | "crash" | …
+                         (see test/fake-pinentry); the log is kept
+    .dialogs()           one dict per dialog shown, in order (options, title, description,
+                         prompt, getpin_error, confirm, confirm_first, timeout, env, …)
+    .clear()             forgets the dialogs logged so far
+
 Set PARAF_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99 -q") to run parafd under a tool.
 """
 
 import json
 import os
+import pwd
 import re
 import shlex
 import signal
@@ -95,6 +152,8 @@ SPY_MODULE = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
 REPO = Path(__file__).resolve().parent.parent
 PROTOCOL_MD = REPO / "doc" / "protocol.md"
 SUN_PATH_MAX = 107
+FAKE_PINENTRY = REPO / "test" / "fake-pinentry"
+AUDIT_PREFIX = "parafd: audit "
 
 _PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _PASS_ENV_PREFIXES = ("ASAN_", "UBSAN_", "LSAN_", "MSAN_", "TSAN_", "VALGRIND_")
@@ -210,6 +269,249 @@ class Client:
                 return False
 
 
+# --- the policy directory ----------------------------------------------------------------------
+
+def current_account():
+    """The name of the account the tests run as: the owner the test registry names."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pytest.skip(f"uid {os.getuid()} has no passwd entry: the owners registry names accounts")
+
+
+def _write_private(path, data, mode=0o600):
+    """Writes path atomically (a reader sees the old or the new file, never half of one) with
+    `mode`, owned by us. parafd reads the policy directory for every request, while tests
+    change it."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, mode)  # whatever the umask
+        f.write(data)
+    os.replace(tmp, path)
+    return path
+
+
+class PolicyDir:
+    """A private policy directory for `parafd --policy DIR` (see the module docstring).
+
+    Made with mode 0700 (directories) and 0600 (files), owned by the test's own uid, which
+    parafd accepts only with --policy (R13: otherwise root's own files only)."""
+
+    SUBDIRS = ("anchors", "crl", "owners.d", "policy.d")
+
+    def __init__(self, path, account=None, text=None, extra=""):
+        self.path = Path(path)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        for d in self.SUBDIRS:
+            (self.path / d).mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.path / d, 0o700)
+        self.account = account or current_account()
+        self.conf_path = self.path / "policy.conf"
+        self.revoked_path = self.path / "revoked.list"
+        self.write_policy((self.default_text() if text is None else text) + extra)
+
+    def __repr__(self):
+        return f"<PolicyDir {self.path}>"
+
+    def default_text(self):
+        """The tests' policy.conf: no logind in the CI, the trust directories of this policy
+        directory, and (as root only) root may own certificates."""
+        text = (
+            "# The test policy, written by test/conftest.py.\n"
+            "[session]\n"
+            "# The CI machines run no logind, so login sessions cannot be checked (R1); the\n"
+            "# default (deny) would refuse every individual and jabatan certificate there.\n"
+            "without_logind = allow\n"
+            "\n"
+            "[trust]\n"
+            f"anchors = {self.path / 'anchors'}\n"
+            f"crl_dir = {self.path / 'crl'}\n")
+        if os.getuid() == 0:
+            text += (
+                "\n[owner]\n"
+                "# The tests run as root here, so root is the registered owner of the test\n"
+                "# certificates, and R1 refuses root as an owner unless the policy says so.\n"
+                "# Only for root: an ordinary user's test run keeps the default (no).\n"
+                "root_may_own = yes\n")
+        return text
+
+    def write(self, rel, data, mode=0o600):
+        """Writes a file of the directory (atomically); returns its path."""
+        return _write_private(self.path / rel, data, mode)
+
+    def write_policy(self, text):
+        """Replaces policy.conf."""
+        self.write("policy.conf", text)
+
+    def add_policy(self, text):
+        """Appends INI text to policy.conf (a repeated section adds to it; later keys win)."""
+        self.write_policy(self.conf_path.read_text() + "\n" + text)
+
+    def dropin(self, name, text):
+        """policy.d/<name>.conf, read after policy.conf in name order."""
+        return self.write(f"policy.d/{name}.conf", text)
+
+    def owner_path(self, ident):
+        return self.path / "owners.d" / f"{_cert_id_of(ident)[:16]}.conf"
+
+    def register(self, ident, account=None, type=None, name=None, nip="196501011990031001",
+            **fields):
+        """Registers a certificate (a pki.Identity, or a certificate id with name= given) in
+        owners.d: to `account` (default: the test's own), with `type` (default: the type the
+        certificate was issued with, else individual), name (default: its subject's CN), nip
+        and any of nik, email, position (required for jabatan: a default is given), unit,
+        decree, token. None values are left out. Returns the file's path."""
+        cid = _cert_id_of(ident)
+        if type is None:
+            type = getattr(ident, "registry_type", "individual")
+        if name is None:
+            name = _common_name(ident) or "Pejabat Uji"
+        if type in ("jabatan", "position"):
+            fields.setdefault("position", "Kepala Bidang Aplikasi Informatika")
+            fields.setdefault("decree", "800/123/2026")
+        fields.setdefault("unit", "Dinas Komunikasi dan Informatika")
+        lines = ["[owner]", f"certificate = {cid}", f"account = {account or self.account}",
+            f"type = {type}", f"name = {name}"]
+        if nip is not None:
+            lines.append(f"nip = {nip}")
+        lines += [f"{k} = {v}" for k, v in fields.items() if v is not None]
+        return self.write(self.owner_path(ident).relative_to(self.path), "\n".join(lines) + "\n")
+
+    def unregister(self, ident):
+        try:
+            self.owner_path(ident).unlink()
+        except FileNotFoundError:
+            pass
+
+    def registered(self, ident):
+        return self.owner_path(ident).exists()
+
+    def register_all(self, softhsm):
+        """Registers every identity on the tokens of `softhsm` not registered yet."""
+        for tok in softhsm.tokens:
+            for ident in tok.identities:
+                if not self.registered(ident):
+                    self.register(ident)
+
+    def add_anchor(self, ca, name=None):
+        """Adds a CA (pki.CA) or certificate to anchors/ as PEM (self-signed: an anchor;
+        otherwise an intermediate)."""
+        cert = getattr(ca, "cert", ca)
+        from cryptography.hazmat.primitives import serialization
+        name = name or f"{pki.cert_id(cert)[:16]}.pem"
+        return self.write(f"anchors/{name}", cert.public_bytes(serialization.Encoding.PEM))
+
+    def set_crl(self, crl, name="ca.crl", der=False):
+        """Writes a CRL (pki.CA.crl()) to crl/<name>, PEM or DER, replacing one of that name."""
+        return self.write(f"crl/{name}", pki.crl_der(crl) if der else pki.crl_pem(crl))
+
+    def remove_crls(self):
+        for f in (self.path / "crl").iterdir():
+            f.unlink()
+
+    def revoke(self, ident, reason="left-post", when=None, note=None):
+        """Appends '<id> <time> <reason> [note]' to revoked.list (R8; R9 for key-lost,
+        key-damaged, key-compromise, incident)."""
+        when = when or pki.iso(pki.utcnow())
+        line = f"{_cert_id_of(ident)} {when} {reason}" + (f" {note}" if note else "") + "\n"
+        old = self.revoked_path.read_text() if self.revoked_path.exists() else \
+            "# <certificate id> <time> <reason> [note]\n"
+        return self.write("revoked.list", old + line)
+
+
+def _cert_id_of(x):
+    if isinstance(x, str):
+        return x
+    return getattr(x, "cert_id", None) or pki.cert_id(x)
+
+
+def _common_name(ident):
+    from cryptography.x509.oid import NameOID
+    cert = getattr(ident, "cert", None)
+    if cert is None:
+        return None
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return cns[0].value if cns else None
+
+
+def make_policy(path, softhsm=None, account=None, policy_text=None, policy_extra="",
+        register=True, anchors=(), crl=True):
+    """A PolicyDir at path (see the module docstring's policy options)."""
+    pol = PolicyDir(path, account=account, text=policy_text, extra=policy_extra)
+    for a in anchors:
+        pol.add_anchor(a)
+    if crl is True:
+        for i, a in enumerate(anchors):
+            if hasattr(a, "crl"):
+                pol.set_crl(a.crl(), name=f"ca{i}.crl")
+    elif crl:
+        for i, c in enumerate(crl if isinstance(crl, (list, tuple)) else [crl]):
+            pol.set_crl(c, name=f"ca{i}.crl")
+    if register is True:
+        if softhsm is not None:
+            pol.register_all(softhsm)
+    elif register:
+        for ident in register:
+            pol.register(ident)
+    return pol
+
+
+# --- the PIN dialog ----------------------------------------------------------------------------
+
+class FakePinentry:
+    """test/fake-pinentry behind a wrapper script (parafd runs pinentry programs without
+    arguments): see the module docstring."""
+
+    def __init__(self, directory, **conf):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(FAKE_PINENTRY, os.R_OK):
+            pytest.fail(f"{FAKE_PINENTRY} is missing")
+        self.conf_path = self.dir / "pinentry.json"
+        self.log_path = self.dir / "pinentry.log"
+        self.wrapper = self.dir / "pinentry"
+        self.wrapper.write_text("#!/bin/sh\n"
+            f"exec /usr/bin/python3 {FAKE_PINENTRY} --conf {self.conf_path} \"$@\"\n")
+        os.chmod(self.wrapper, 0o755)
+        self.configure(**conf)
+
+    def __repr__(self):
+        return f"<FakePinentry {self.wrapper}>"
+
+    def configure(self, **conf):
+        """Replaces the configuration (pin, pins, action, …; see test/fake-pinentry). The log
+        is kept, and a `pins` sequence starts again from its first PIN."""
+        conf.setdefault("log", str(self.log_path))
+        _write_private(self.conf_path, json.dumps(conf))
+        try:
+            os.unlink(f"{self.conf_path}.state")
+        except FileNotFoundError:
+            pass
+        self.conf = conf
+
+    def records(self):
+        try:
+            text = self.log_path.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def dialogs(self):
+        """The dialogs shown so far, in order (one dict each, as test/fake-pinentry logs)."""
+        return [r for r in self.records() if r.get("event") == "dialog"]
+
+    def clear(self):
+        try:
+            self.log_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 # --- a running parafd --------------------------------------------------------------------------
 
 def _proc_starttime(pid):
@@ -218,6 +520,14 @@ def _proc_starttime(pid):
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def _proc_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def proc_state(pid):
@@ -258,8 +568,10 @@ class Agent:
     """A parafd started for one test. See the module docstring for the API."""
 
     def __init__(self, parafd, workdir, socket_dir, modules, config, env, extra_args,
-            spy_log=None):
+            spy_log=None, policy=None, pinentry=None):
         self.parafd = Path(parafd)
+        self.policy = policy
+        self.pinentry = pinentry if isinstance(pinentry, FakePinentry) else None
         self.dir = Path(workdir)
         self.socket_dir = Path(socket_dir)
         self.socket = str(self.socket_dir / "agent.sock")
@@ -273,6 +585,10 @@ class Agent:
             "--foreground"]
         for m in self.modules:
             self.argv += ["--module", str(m)]
+        if policy is not None:
+            self.argv += ["--policy", str(getattr(policy, "path", policy))]
+        if pinentry is not None:
+            self.argv += ["--pinentry", str(getattr(pinentry, "wrapper", pinentry))]
         self.argv += list(extra_args)
         wrapper = shlex.split(os.environ.get("PARAF_TEST_WRAPPER", ""))
         self.proc = None
@@ -296,6 +612,21 @@ class Agent:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def audit(self, since=0):
+        """The audit records parafd has written to stderr so far ("parafd: audit {json}"),
+        parsed, from the `since`-th on (since = an earlier audit_count())."""
+        out = []
+        for line in self.stderr().splitlines():
+            if line.startswith(AUDIT_PREFIX):
+                try:
+                    out.append(json.loads(line[len(AUDIT_PREFIX):]))
+                except ValueError as e:
+                    pytest.fail(f"an audit line is not JSON ({e}): {line!r}")
+        return out[since:]
+
+    def audit_count(self):
+        return len(self.audit())
 
     def wait_ready(self, timeout=20):
         """Waits until the socket accepts a connection; fails with parafd's stderr if parafd
@@ -354,16 +685,18 @@ class Agent:
         return children_of(self.pid)
 
     def helper_pid(self, timeout=10):
-        """The token helper's pid (the child of parafd), waiting up to `timeout` s for one to
-        exist; None if there is none by then. Fails if parafd has several children."""
+        """The token helper's pid (the child of parafd running paraf-token-helper; PIN
+        dialogs are parafd's children too, for a moment), waiting up to `timeout` s for one
+        to exist; None if there is none by then. Fails if parafd has several helpers."""
         deadline = time.monotonic() + timeout
         while True:
-            kids = [k for k in self.children() if proc_state(k) not in (None, "Z")]
+            kids = [k for k in self.children() if proc_state(k) not in (None, "Z")
+                and b"paraf-token-helper" in _proc_cmdline(k)]
             if len(kids) == 1:
                 self._seen.add((kids[0], _proc_starttime(kids[0])))
                 return kids[0]
             if len(kids) > 1:
-                pytest.fail(f"parafd has {len(kids)} children {kids}, expected one helper")
+                pytest.fail(f"parafd has {len(kids)} token helpers {kids}, expected one")
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.02)
@@ -498,22 +831,67 @@ def socket_dir(tmp_path_factory):
     return _short_dir(tmp_path_factory, "run")
 
 
+@pytest.fixture(scope="session")
+def account():
+    """The name of the account the tests run as: the registered owner of test certificates."""
+    return current_account()
+
+
 @pytest.fixture
-def agent_factory(parafd_bin, softhsm, tmp_path, tmp_path_factory, request):
+def policy_factory(softhsm, ca, tmp_path):
+    """policy_factory(softhsm=None, account=None, policy_text=None, policy_extra="",
+    register=True, anchors=None, crl=True) -> a new PolicyDir in tmp_path (see the module
+    docstring): to prepare a policy before parafd starts (agent_factory(policy=…))."""
+    n = [0]
+
+    def make(softhsm=softhsm, account=None, policy_text=None, policy_extra="", register=True,
+            anchors=None, crl=True):
+        n[0] += 1
+        return make_policy(tmp_path / f"policy{n[0]}", softhsm, account, policy_text,
+            policy_extra, register, [ca] if anchors is None else anchors, crl)
+    return make
+
+
+def _default_pin(softhsm):
+    toks = getattr(softhsm, "tokens", None) or []
+    return toks[0].pin if toks else "1234"
+
+
+@pytest.fixture
+def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request):
     """agent_factory(softhsm=None, config="[agent]\\n", modules=None, spy=False,
-    extra_args=(), env=None, socket_dir=None, wait=True, check_exit=True) -> Agent.
+    extra_args=(), env=None, socket_dir=None, wait=True, check_exit=True, policy=None,
+    pinentry=True, pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
+    crl=True) -> Agent.
 
     Starts parafd in the foreground on a private socket with the given SoftHSM, modules and
-    configuration; every agent started is stopped (and its process group killed) when the
-    test ends, and its stderr is printed (pytest shows it for failing tests)."""
+    configuration, a private policy directory (by default: the test CA as anchor, its current
+    CRL, every certificate on the tokens registered to the test's account) and the fake PIN
+    dialog answering the token's PIN; every agent started is stopped (and its process group
+    killed) when the test ends, and its stderr is printed (pytest shows it for failing
+    tests)."""
     agents = []
     n = [0]
 
     def start(softhsm=softhsm, config="[agent]\n", modules=None, spy=False, extra_args=(),
-            env=None, socket_dir=None, wait=True, check_exit=True):
+            env=None, socket_dir=None, wait=True, check_exit=True, policy=None, pinentry=True,
+            pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
+            crl=True):
         n[0] += 1
         work = tmp_path / f"agent{n[0]}"
         work.mkdir()
+        if policy is None:
+            policy = make_policy(work / "policy", softhsm, None, policy_text, policy_extra,
+                register, [ca] if anchors is None else anchors, crl)
+        elif policy is False:
+            policy = None
+        if pinentry is True:
+            pinentry = FakePinentry(work / "pinentry",
+                pin=pin if pin is not None else _default_pin(softhsm))
+        elif isinstance(pinentry, dict):
+            pinentry = FakePinentry(work / "pinentry", **pinentry)
+        elif pinentry is False:
+            pinentry = None
         home = work / "home"
         for d in (home, home / ".config", home / ".local/share", home / ".local/state",
                 home / ".cache", work / "xdg-run"):
@@ -540,7 +918,8 @@ def agent_factory(parafd_bin, softhsm, tmp_path, tmp_path_factory, request):
         if modules is None:
             modules = [SOFTHSM_MODULE]
         sdir = socket_dir if socket_dir is not None else _short_dir(tmp_path_factory, "run")
-        a = Agent(parafd_bin, work, sdir, modules, config, e, extra_args, spy_log)
+        a = Agent(parafd_bin, work, sdir, modules, config, e, extra_args, spy_log, policy,
+            pinentry)
         a.check_exit = check_exit
         agents.append(a)
         if wait:

@@ -14,6 +14,8 @@ Library use (test/conftest.py wraps these in fixtures):
     ca = CA(tmpdir / "ca")                            # ca.pem, ca.key (software key)
     ident = tok.enroll(ca, kind="rsa", common_name="Budi Santoso")
     ident.cert_id                                     # sha256 hex of the DER: parafd's id
+    crl = ca.crl(revoked=[ident], next_update=...)    # a CRL (R8); crl_pem(crl), crl_der(crl)
+    sub = CA(tmpdir / "sub", parent=root)             # an intermediate (root: path_length=1)
 
 Command line (used by scripts/demo.sh):
 
@@ -56,6 +58,9 @@ CERT_TYPE_OIDS = {
     "position": "2.25.61683584462636705352621256647066030926",
     "system": "2.25.62433777556965621867762623771570425094",
 }
+
+# The owners.d `type` (doc/policy.md) of each certificate type above.
+REGISTRY_TYPES = {"individual": "individual", "position": "jabatan", "system": "system"}
 
 KEY_USAGE_NAMES = (
     "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
@@ -184,7 +189,8 @@ class CA:
 
     issue() certifies any public key (normally one generated on a token)."""
 
-    def __init__(self, directory, kind="ec", name="Paraf Test CA", organization="Paraf Test PKI"):
+    def __init__(self, directory, kind="ec", name="Paraf Test CA", organization="Paraf Test PKI",
+            parent=None, path_length=0):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         if kind == "rsa":
@@ -192,21 +198,27 @@ class CA:
         else:
             self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = make_name(name, organization=organization)
+        self.parent = parent
+        self._crl_number = 0
         now = utcnow()
         ski = x509.SubjectKeyIdentifier.from_public_key(self.key.public_key())
-        self.cert = (x509.CertificateBuilder()
-            .subject_name(self.name).issuer_name(self.name)
+        signer = parent if parent is not None else self
+        b = (x509.CertificateBuilder()
+            .subject_name(self.name).issuer_name(signer.name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
                 key_encipherment=False, data_encipherment=False, key_agreement=False,
                 key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
                 critical=True)
-            .add_extension(ski, critical=False)
-            .sign(self.key, hashes.SHA256()))
+            .add_extension(ski, critical=False))
+        if parent is not None:
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                parent.key.public_key()), critical=False)
+        self.cert = b.sign(signer.key, hashes.SHA256())
         self.cert_path = self.dir / "ca.pem"
         self.key_path = self.dir / "ca.key"
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -214,6 +226,40 @@ class CA:
         with os.fdopen(fd, "wb") as f:
             f.write(self.key.private_bytes(serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    def crl(self, revoked=(), this_update=None, next_update=None, days=7, number=None):
+        """A CRL signed by this CA (X.509 v2, with cRLNumber and authorityKeyIdentifier).
+
+        revoked: certificates to list, each a serial number (int), an x509.Certificate, an
+        Identity, or a tuple (one of those, revocation date, reason) where reason is an
+        x509.ReasonFlags member or its name ("key_compromise", "affiliation_changed"…).
+        this_update defaults to now - 1 h; next_update to this_update + `days` (give a
+        next_update in the past for a stale CRL). Returns a cryptography
+        x509.CertificateRevocationList; crl_pem()/crl_der() encode it."""
+        this_update = this_update or (utcnow() - datetime.timedelta(hours=1))
+        next_update = next_update or (this_update + datetime.timedelta(days=days))
+        if number is None:
+            self._crl_number += 1
+            number = self._crl_number
+        b = (x509.CertificateRevocationListBuilder()
+            .issuer_name(self.name)
+            .last_update(this_update).next_update(next_update)
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self.key.public_key()), critical=False))
+        for item in revoked:
+            when, reason = this_update - datetime.timedelta(minutes=5), None
+            if isinstance(item, tuple):
+                item, when, *rest = item
+                reason = rest[0] if rest else None
+            rb = (x509.RevokedCertificateBuilder().serial_number(serial_of(item))
+                .revocation_date(when))
+            if reason is not None:
+                if isinstance(reason, str):
+                    reason = x509.ReasonFlags[reason]
+                rb = rb.add_extension(x509.CRLReason(reason), critical=False)
+            b = b.add_revoked_certificate(rb.build())
+        return b.sign(self.key, hashes.SHA256())
 
     def issue(self, public_key, subject, not_before=None, not_after=None, days=730,
             key_usage=("digitalSignature", "nonRepudiation"), extended_key_usage=None,
@@ -262,6 +308,22 @@ class CA:
             b = b.add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]),
                 critical=False)
         return b.sign(self.key, hashes.SHA256())
+
+
+def serial_of(item):
+    """The serial number of an int, an x509.Certificate or an Identity."""
+    if isinstance(item, int):
+        return item
+    cert = getattr(item, "cert", item)
+    return cert.serial_number
+
+
+def crl_pem(crl):
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def crl_der(crl):
+    return crl.public_bytes(serialization.Encoding.DER)
 
 
 # --- SoftHSM tokens ----------------------------------------------------------------------------
@@ -373,10 +435,15 @@ class Identity:
     token, key_id (bytes, the CKA_ID shared by key and certificate), kind ('rsa' | 'ec'),
     cert (cryptography x509), der, cert_id (parafd's id), cert_path (PEM file), public_key,
     pin (the token's user PIN), extractable (True for the deliberately bad R3 key), label
-    (the certificate object's CKA_LABEL)."""
+    (the certificate object's CKA_LABEL), cert_type (the R5 type it was issued with:
+    'individual', 'position', 'system' or None), registry_type (the owners.d `type` for it:
+    individual, jabatan or system; individual when the certificate names none)."""
 
-    def __init__(self, token, key_id, kind, cert, extractable=False, label=None):
+    def __init__(self, token, key_id, kind, cert, extractable=False, label=None,
+            cert_type="individual"):
         self.token = token
+        self.cert_type = cert_type
+        self.registry_type = REGISTRY_TYPES.get(cert_type, "individual")
         self.key_id = key_id
         self.label = label
         self.kind = kind
@@ -496,7 +563,8 @@ class Token:
                 organization="Pemerintah Kabupaten Contoh")
         cert = ca.issue(public_key, subject, **issue_args)
         label = self.import_certificate(cert, key_id, label)
-        ident = Identity(self, key_id, kind, cert, extractable, label)
+        ident = Identity(self, key_id, kind, cert, extractable, label,
+            cert_type=issue_args.get("cert_type", "individual"))
         self.identities.append(ident)
         return ident
 

@@ -93,7 +93,11 @@ def make_docs(n, tag="surat"):
 _DEFAULT = object()
 
 
-def sign_params(ident, docs, alg="sha256", fmt="cms", pad=None, pin=_DEFAULT, usage="signature"):
+def sign_params(ident, docs, alg="sha256", fmt="cms", pad=None, pin=None, usage="signature",
+        **more):
+    """sign's parameters for `docs` [(name, bytes)]. No `pin` by default: the PIN of an
+    individual or jabatan certificate comes from the trusted dialog (the fixtures' fake
+    pinentry), never from the request (R2); pin=_DEFAULT puts the identity's own PIN in."""
     p = {"certificate": ident.cert_id, "usage": usage, "format": fmt, "digest_algorithm": alg,
         "documents": [{"name": n, "digest": pki.b64(pki.digest(d, alg))} for n, d in docs]}
     if pad is not None:
@@ -102,6 +106,7 @@ def sign_params(ident, docs, alg="sha256", fmt="cms", pad=None, pin=_DEFAULT, us
         pin = ident.pin
     if pin is not None:
         p["pin"] = pin
+    p.update(more)
     return p
 
 
@@ -295,35 +300,70 @@ def test_sign_500_documents_accepted(ca, token, agent_factory):
 
 
 def test_pin_never_cached(ca, token, agent_factory):
-    """R1: the PIN is presented for every request; a request without one after a successful
-    one is not signed (pin-required), on the same and on another connection. (No PIN dialog
-    can run here: parafd has no terminal and no display.)"""
+    """R1: the PIN is presented for every request. After a signed request, the next one, on
+    the same and on another connection, opens the dialog again, and when the official cancels
+    it nothing is signed (pin-cancelled): no PIN or login outlived the first request. The
+    same for a system certificate whose PIN came in the request (R2 allows that type): a
+    request without it is not signed with the earlier one."""
     ident = token.enroll(ca, kind="ec")
+    system = token.enroll(ca, kind="ec", cert_type="system")
     agent = agent_factory()
     agent.result("sign", sign_params(ident, make_docs(1), "sha256", "raw"))
-    r = agent.call("sign", sign_params(ident, make_docs(1), "sha256", "raw", pin=None))
-    assert_error(r, "pin-required")
-    r = agent.client().call("sign", sign_params(ident, make_docs(1), "sha256", "raw", pin=None))
-    assert_error(r, "pin-required")
-
-
-def test_pin_parameter_refused_when_disabled(ca, token, agent_factory):
-    """R2: with allow_pin_parameter = no, agent.status says pin_parameter false and a `pin`
-    parameter is refused with pin-parameter-refused (rule R2) without signing."""
-    ident = token.enroll(ca, kind="ec")
-    agent = agent_factory(config="[agent]\nallow_pin_parameter = no\n")
-    assert agent.result("agent.status")["pin_parameter"] is False
+    assert len(agent.pinentry.dialogs()) == 1
+    agent.pinentry.configure(action="cancel")
     r = agent.call("sign", sign_params(ident, make_docs(1), "sha256", "raw"))
-    assert_error(r, "pin-parameter-refused", rule="R2")
+    assert_error(r, "pin-cancelled")
+    r = agent.client().call("sign", sign_params(ident, make_docs(1), "sha256", "raw"))
+    assert_error(r, "pin-cancelled")
+    assert len(agent.pinentry.dialogs()) == 3, "each request must ask for the PIN again"
+
+    agent.result("sign", sign_params(system, make_docs(1), "sha256", "raw", pin=system.pin))
+    assert len(agent.pinentry.dialogs()) == 3, "a PIN given in the request opened a dialog"
+    r = agent.call("sign", sign_params(system, make_docs(1), "sha256", "raw"))
+    assert_error(r, "pin-cancelled")
+    assert len(agent.pinentry.dialogs()) == 4
+
+
+def test_pin_parameter_refused_for_individual(ca, token, agent_factory):
+    """R2: a `pin` parameter for an individual certificate is refused with
+    pin-parameter-refused (rule R2, field pin) before any dialog or token work, while a
+    system certificate (the policy's default [pin] parameter_types) may still take one;
+    agent.status says which types may. The old configuration switch allow_pin_parameter is
+    gone: parafd refuses to start with it (an unknown key), naming it."""
+    ident = token.enroll(ca, kind="ec")
+    system = token.enroll(ca, kind="ec", cert_type="system")
+    agent = agent_factory()
+    assert agent.result("agent.status")["pin_parameter_types"] == ["system"]
+    r = agent.call("sign", sign_params(ident, make_docs(1), "sha256", "raw", pin=ident.pin))
+    assert_error(r, "pin-parameter-refused", rule="R2", field="pin")
+    assert agent.pinentry.dialogs() == [], "a dialog was opened for a refused request"
+    docs = make_docs(1)
+    res = agent.result("sign", sign_params(system, docs, "sha256", "raw", pin=system.pin))
+    pki.verify_raw(system.public_key, base64.b64decode(res["signatures"][0]["signature"]),
+        pki.digest(docs[0][1]))
+    assert agent.pinentry.dialogs() == []
+
+    for switch in ("yes", "no"):
+        a = agent_factory(config=f"[agent]\nallow_pin_parameter = {switch}\n", wait=False,
+            check_exit=False)
+        try:
+            rc = a.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"parafd started with the removed key allow_pin_parameter = {switch}")
+        assert rc != 0
+        assert "allow_pin_parameter" in a.stderr(), a.stderr()
+        assert not os.path.exists(a.socket)
 
 
 def test_wrong_pin_then_right_pin(ca, token, agent_factory):
-    """pin-incorrect carries data.pin_status; the right PIN works afterwards."""
+    """pin-incorrect (the dialog answered a wrong PIN) carries data.pin_status; the right PIN
+    works afterwards."""
     ident = token.enroll(ca, kind="ec")
-    agent = agent_factory()
-    r = agent.call("sign", sign_params(ident, make_docs(1), "sha256", "raw", pin="9999"))
+    agent = agent_factory(pin="9999")
+    r = agent.call("sign", sign_params(ident, make_docs(1), "sha256", "raw"))
     data = assert_error(r, "pin-incorrect")
     assert isinstance(data.get("pin_status"), dict), f"pin-incorrect without pin_status: {data}"
+    agent.pinentry.configure(pin=ident.pin)
     agent.result("sign", sign_params(ident, make_docs(1), "sha256", "raw"))
 
 
@@ -419,7 +459,8 @@ def test_certificates_list(ca, token, token_factory, agent_factory):
 
 def test_agent_status(ca, token, agent_factory):
     """agent.status: version (meson's project version), uptime, pid, tokens, helper (running,
-    pid = parafd's child, restarts 0), clients, pin_parameter (default true)."""
+    pid = parafd's child, restarts 0), clients, and the policy's view: policy (directory,
+    valid, test_mode), pin_parameter_types (default ["system"]), pinentry, logind."""
     token.enroll(ca, kind="ec")
     agent = agent_factory()
     st = agent.result("agent.status")
@@ -434,7 +475,14 @@ def test_agent_status(ca, token, agent_factory):
     assert h["restarts"] == 0
     assert h["running"] is True, h
     assert h["pid"] == agent.helper_pid()
-    assert st["pin_parameter"] is True
+    assert "pin_parameter" not in st, "pin_parameter belonged to the removed config switch"
+    assert st["policy"]["directory"] == str(agent.policy.path)
+    assert st["policy"]["valid"] is True and st["policy"]["test_mode"] is True, st["policy"]
+    assert st["pin_parameter_types"] == ["system"]
+    assert isinstance(st["logind"], bool)
+    assert st["pinentry"] == str(agent.pinentry.wrapper), \
+        f"agent.status names {st['pinentry']!r}, but parafd was started with --pinentry " \
+        f"{agent.pinentry.wrapper}"
     assert isinstance(st["clients"], int) and st["clients"] >= 1
     # methods without parameters accept params absent, {} or []
     for params in ({}, []):
@@ -502,15 +550,22 @@ def test_rpc_discover_matches_protocol_doc(agent):
     for reason in ("invalid-params", "too-many-documents", "unknown-certificate",
             "token-not-present", "key-not-found", "key-extractable", "pin-required",
             "pin-parameter-refused", "pin-incorrect", "pin-locked", "pin-invalid",
-            "unsupported-algorithm", "token-removed", "token-error", "token-helper-failed"):
+            "unsupported-algorithm", "token-removed", "token-error", "token-helper-failed",
+            "unregistered", "not-owner", "no-session", "remote-session", "inactive-session",
+            "batch-too-large", "usage-not-allowed", "usage-not-in-certificate",
+            "not-yet-valid", "expired", "non-compliant", "untrusted", "revoked",
+            "revocation-unknown", "pin-cancelled", "pin-dialog-failed",
+            "dialog-location-refused", "policy-invalid"):
         assert reason in sign_errors, f"sign's errors in rpc.discover lack {reason}"
 
+    optional = ("padding", "pin", "tty", "tty_type", "display", "xauthority",
+        "wayland_display")
     params = {p["name"]: p for p in methods["sign"]["params"]}
     assert set(params) == {"certificate", "usage", "format", "digest_algorithm", "documents",
-        "padding", "pin"}, sorted(params)
+        *optional}, sorted(params)
     for name in ("certificate", "usage", "format", "digest_algorithm", "documents"):
         assert params[name].get("required") is True, params[name]
-    for name in ("padding", "pin"):
+    for name in optional:
         assert not params[name].get("required"), params[name]
     for name in ("rpc.discover", "agent.status", "tokens.list", "certificates.list"):
         assert not methods[name].get("params"), methods[name]
@@ -520,6 +575,8 @@ def test_rpc_discover_matches_protocol_doc(agent):
         assert f"### `{name}`" in text, f"method {name} is not described in protocol.md"
     for _, reason in pairs:
         assert f"`{reason}`" in text, f"reason {reason} is not described in protocol.md"
+    for name in params:
+        assert f"| `{name}` |" in text, f"sign parameter {name} is not described in protocol.md"
 
 
 # --- bad requests -------------------------------------------------------------------------------
@@ -672,8 +729,8 @@ def bad_request_cases(rsa, ec_ident, bad_key, no_key):
             None),
         ("PSS with an EC key", _req(params=sp(ec_ident, padding="pss")),
             "unsupported-algorithm", _ANY, None),
-        ("wrong PIN", _req(params=sp(pin="0000"), id=78), "pin-incorrect", _ANY,
-            lambda d: isinstance(d.get("pin_status"), dict)),
+        ("PIN parameter for an individual certificate (R2)", _req(params=sp(pin="0000"),
+            id=78), "pin-parameter-refused", "pin", lambda d: d["rule"] == "R2"),
         ("extractable key (R3)", _req(params=sp(bad_key), id=79), "key-extractable", _ANY,
             lambda d: d["rule"] == "R3"),
     ]
@@ -687,7 +744,9 @@ def test_bad_requests_table(ca, token, agent_factory):
     and (for invalid-params) data.field, and rule null for protocol-level errors; parse
     errors and notifications get id null, parsed requests their own id. A second client
     connected at the same time is served between them (agent.status), and the same
-    connection keeps working after each one. Includes R3 (key-extractable)."""
+    connection keeps working after each one. Includes R3 (key-extractable, after the dialog:
+    the token tells only once logged in) and R2 (a PIN parameter for an individual
+    certificate)."""
     rsa = token.enroll(ca, kind="rsa")
     ec_ident = token.enroll(ca, kind="ec")
     bad_key = token.enroll(ca, kind="rsa", extractable=True)
@@ -699,6 +758,7 @@ def test_bad_requests_table(ca, token, agent_factory):
     assert len(cases) >= 25
 
     agent = agent_factory()
+    agent.policy.register(no_key)  # allowed by the policy: the token's answer is the test
     main = agent.client()
     other = agent.client()
     assert_result(other.call("agent.status"))
@@ -868,7 +928,12 @@ def test_helper_killed_during_sign(ca, token, agent_factory):
         hp = agent.helper_pid()
         assert hp, "no token helper process"
         c = agent.client()
+        shown = len(agent.pinentry.dialogs())
         rid = c.request("sign", params, f"big-{attempt}")
+        # the PIN dialog first: the helper signs once it has been answered
+        deadline = time.monotonic() + 20
+        while len(agent.pinentry.dialogs()) == shown and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(0.05 + 0.05 * attempt)
         os.kill(hp, signal.SIGKILL)
         resp = c.recv(60)
