@@ -230,7 +230,8 @@ plan_option(struct ag_pinentry *p, const char *name, const char *value)
 		free(line);
 		return -EINVAL;
 	}
-	p->cmds[p->n_cmds++] = (struct pin_cmd){ .kind = CMD_OPTION, .line = line, .len = (size_t)n };
+	p->cmds[p->n_cmds++] =
+		(struct pin_cmd){ .kind = CMD_OPTION, .line = line, .len = (size_t)n };
 	return 0;
 }
 
@@ -802,7 +803,8 @@ pinentry_answer(struct ag_pinentry *p, bool ok, unsigned code)
 			if (code == GPG_ERR_CANCELED || code == GPG_ERR_NOT_CONFIRMED ||
 			    code == GPG_ERR_FULLY_CANCELED)
 				return -ECANCELED;
-			return -EIO; /* e.g. no usable terminal or display: not the person's answer */
+			/* e.g. no usable terminal or display: not the person's answer */
+			return -EIO;
 		}
 		if (c->kind == CMD_CONFIRM)
 			return pinentry_send_next(p);

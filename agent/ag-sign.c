@@ -396,6 +396,13 @@ dialog_done(int r, struct pf_secret *pin, void *data)
 					: "the PIN dialog failed");
 		return;
 	}
+	if (!pin || pin->len == 0) {
+		/* Enter alone: never spend one of the token's tries on it. */
+		pf_secret_free(pin);
+		finish_msg(st, AG_ERR_PIN_INVALID, NULL,
+			"an empty PIN was given; nothing was sent to the token");
+		return;
+	}
 	st->pin = pin;
 	sign_submit(st);
 }
