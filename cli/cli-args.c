@@ -35,8 +35,8 @@ cli_help_print(FILE *f)
 
 	fputs("Usage: paraf [--socket PATH] [--json] COMMAND [ARGS]\n"
 	      "\n"
-	      "Signs files with the key on your token through the paraf agent (parafd), and\n"
-	      "verifies CMS signatures offline.\n"
+	      "Signs files with the key on your token through the paraf agent (parafd), which\n"
+	      "asks for the PIN in its own trusted dialog, and verifies CMS signatures offline.\n"
 	      "\n"
 	      "Commands:\n",
 		f);
@@ -53,9 +53,11 @@ cli_help_print(FILE *f)
 	      "Exit status:\n"
 	      "  0  success (verify: every signature is VALID)\n"
 	      "  1  verify: a signature is INVALID or INDETERMINATE\n"
-	      "  2  usage error: bad option, missing or malformed argument\n"
+	      "  2  usage error: bad option, missing or malformed argument; --pin-file for\n"
+	      "     a certificate whose PIN is typed in the agent's PIN dialog\n"
 	      "  3  cannot reach the agent: no socket, connection refused or broken\n"
-	      "  4  the agent returned an error (its reason is printed)\n"
+	      "  4  the agent returned an error or refused by its policy (reason and rule\n"
+	      "     are printed)\n"
 	      "  5  local file error: cannot read an input or write an output\n",
 		f);
 }

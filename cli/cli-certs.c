@@ -1,23 +1,31 @@
 /*
- * `paraf certs`: the certificates on the tokens present (certificates.list) as a table, and the
- * pieces `paraf sign` shares with it: resolving a --cert id or prefix, and decoding an entry's
- * certificate, checking that its SHA-256 is the id the agent gave it.
+ * `paraf certs`: the certificates on the tokens present (certificates.list) as a table, with
+ * what the agent's policy says of each (type R5, registered owner R1, status R7/R8, days left,
+ * allowed usages R6), and the pieces `paraf sign` shares with it: resolving a --cert id or
+ * prefix, and decoding an entry's certificate, checking that its SHA-256 is the id the agent
+ * gave it.
  */
 #include "cli.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 
 #include <openssl/x509.h>
 
 #include "pf-codec.h"
 
 static const char certs_usage[] =
-	"Usage: paraf certs [--json]\n"
+	"Usage: paraf certs [--long] [--json]\n"
 	"\n"
-	"Lists the certificates on the tokens present: id (the first 16 of its 64 hex digits;\n"
-	"'paraf sign --cert' takes the full id or any unique prefix of at least 8), token, the\n"
-	"subject's and issuer's common names, expiry, key, and key usage.\n"
+	"Lists the certificates on the tokens present, as the agent's policy sees them: id (the\n"
+	"first 16 of its 64 hex digits; 'paraf sign --cert' takes the full id or any unique\n"
+	"prefix of at least 8), type (individual, jabatan, system), the registered owner's name,\n"
+	"status (valid, expiring, expired, not-yet-valid, revoked, untrusted, unregistered,\n"
+	"non-compliant, unknown), days left, the usages it may sign for ('paraf sign --usage'),\n"
+	"and the subject's common name. Below the table, why each certificate that is not valid\n"
+	"is not.\n"
 	"\n"
+	"  --long  also the token, the issuer's common name, expiry, key and key usage\n"
 	"  --json  print the agent's answer (certificates.list) as JSON, with full ids\n";
 
 int
@@ -115,14 +123,80 @@ cli_cert_resolve(json_object *list, const char *arg, json_object **ret_cert)
 	return 0;
 }
 
+/* The strings of a JSON array joined by ","; "-" for null or absent, "none" for empty. */
 static int
-certs_print(json_object *res)
+strings_join(json_object *a, char **ret)
 {
-	static const char *const headers[] = { "ID", "TOKEN", "SUBJECT", "ISSUER", "NOT AFTER",
-		"KEY", "KEY USAGE" };
+	struct pf_buf b;
+	size_t i, n;
+
+	if (!a) {
+		*ret = NULL;
+		return 0;
+	}
+	n = json_object_array_length(a);
+	pf_buf_init(&b);
+	if (n == 0)
+		pf_buf_put(&b, "none", 4);
+	for (i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *s = json_object_is_type(v, json_type_string) ?
+					json_object_get_string(v) : "?";
+
+		if (i)
+			pf_buf_put(&b, ",", 1);
+		pf_buf_put(&b, s, strlen(s));
+	}
+	pf_buf_put(&b, "", 1);
+	if (pf_buf_status(&b) < 0) {
+		pf_buf_release(&b);
+		return -ENOMEM;
+	}
+	*ret = (char *)b.data;
+	return 0;
+}
+
+static void
+key_format(json_object *key, char *buf, size_t n)
+{
+	json_object *size = cli_json_obj(key, "size", json_type_int);
+	const char *alg = cli_json_str(key, "algorithm");
+	const char *curve = cli_json_str(key, "curve");
+
+	buf[0] = 0;
+	if (!key)
+		return;
+	if (curve)
+		snprintf(buf, n, "%s %s", alg ? alg : "?", curve);
+	else
+		snprintf(buf, n, "%s %d", alg ? alg : "?", size ? json_object_get_int(size) : 0);
+}
+
+/* Why the certificate is not valid, when it is not: one line below the table. */
+static void
+status_note(json_object *c, const char *idbuf)
+{
+	const char *status = cli_json_str(c, "status");
+	const char *reason = cli_json_str(c, "status_reason");
+	_cleanup_free_ char *sstatus = NULL, *sreason = NULL;
+
+	if (!status || streq(status, "valid") || !reason)
+		return;
+	sstatus = cli_sanitize(status);
+	sreason = cli_sanitize(reason);
+	if (sstatus && sreason)
+		printf("%s: %s: %s\n", idbuf, sstatus, sreason);
+}
+
+static int
+certs_print(json_object *res, int longer)
+{
+	static const char *const headers[] = { "ID", "TYPE", "OWNER", "STATUS", "DAYS",
+		"USAGES", "SUBJECT", "TOKEN", "ISSUER", "NOT AFTER", "KEY", "KEY USAGE" };
+	const size_t ncols = longer ? ARRAY_SIZE(headers) : 7;
 	_cleanup_(cli_table_freep) struct cli_table *t = NULL;
 	json_object *list = cli_json_obj(res, "certificates", json_type_array);
-	size_t i, n;
+	size_t i, n, notes = 0;
 
 	if (!list) {
 		cli_error("the agent's answer to 'certificates.list' has no 'certificates' array");
@@ -133,17 +207,17 @@ certs_print(json_object *res)
 		puts("no certificates on the tokens present");
 		return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_LOCAL;
 	}
-	if (cli_table_new(ARRAY_SIZE(headers), headers, &t) < 0)
+	if (cli_table_new(ncols, headers, &t) < 0)
 		return CLI_EXIT_LOCAL;
 	for (i = 0; i < n; i++) {
 		json_object *c = json_object_array_get_idx(list, i);
-		json_object *key = cli_json_obj(c, "key", json_type_object);
-		json_object *ku = cli_json_obj(c, "key_usage", json_type_array);
-		_cleanup_free_ char *subject = NULL, *issuer = NULL, *usage = NULL;
+		json_object *owner = cli_json_obj(c, "owner", json_type_object);
+		json_object *days = cli_json_obj(c, "days_left", json_type_int);
+		_cleanup_free_ char *subject = NULL, *issuer = NULL, *usage = NULL,
+				    *allowed = NULL;
 		const char *id = cli_json_str(c, "id");
-		char idbuf[17], keybuf[64];
+		char idbuf[17], keybuf[64], daybuf[24];
 		X509 *x = NULL;
-		size_t k, len = 0;
 		int r;
 
 		r = cli_cert_decode(c, &x);
@@ -162,35 +236,22 @@ certs_print(json_object *res)
 		}
 		X509_free(x);
 		snprintf(idbuf, sizeof(idbuf), "%.16s", id);
-
-		keybuf[0] = 0;
-		if (key) {
-			json_object *size = cli_json_obj(key, "size", json_type_int);
-			const char *alg = cli_json_str(key, "algorithm");
-			const char *curve = cli_json_str(key, "curve");
-
-			if (curve)
-				snprintf(keybuf, sizeof(keybuf), "%s %s", alg ? alg : "?", curve);
-			else
-				snprintf(keybuf, sizeof(keybuf), "%s %d", alg ? alg : "?",
-					size ? json_object_get_int(size) : 0);
-		}
-		for (k = 0; ku && k < json_object_array_length(ku); k++) {
-			json_object *v = json_object_array_get_idx(ku, k);
-			const char *s = json_object_is_type(v, json_type_string) ?
-						json_object_get_string(v) : "?";
-			char *d = realloc(usage, len + strlen(s) + 2);
-
-			if (!d)
-				return CLI_EXIT_LOCAL;
-			usage = d;
-			len += (size_t)sprintf(usage + len, "%s%s", len ? "," : "", s);
-		}
+		key_format(cli_json_obj(c, "key", json_type_object), keybuf, sizeof(keybuf));
+		if (days)
+			snprintf(daybuf, sizeof(daybuf), "%" PRId64, json_object_get_int64(days));
+		if (strings_join(cli_json_obj(c, "key_usage", json_type_array), &usage) < 0 ||
+		    strings_join(cli_json_obj(c, "allowed_usages", json_type_array), &allowed) < 0)
+			return CLI_EXIT_LOCAL;
 
 		const char *cells[] = {
 			idbuf,
-			cli_json_str(c, "token"),
+			cli_json_str(c, "type"),
+			cli_json_str(owner, "name"),
+			cli_json_str(c, "status"),
+			days ? daybuf : NULL,
+			allowed,
 			subject ? subject : cli_json_str(c, "subject"),
+			cli_json_str(c, "token"),
 			issuer ? issuer : cli_json_str(c, "issuer"),
 			cli_json_str(c, "not_after"),
 			keybuf[0] ? keybuf : NULL,
@@ -198,20 +259,50 @@ certs_print(json_object *res)
 		};
 		if (cli_table_add(t, cells) < 0)
 			return CLI_EXIT_LOCAL;
+		if (cli_json_str(c, "status_reason"))
+			notes++;
 	}
-	return cli_table_print(t, stdout) < 0 ? CLI_EXIT_LOCAL : CLI_EXIT_OK;
+	if (cli_table_print(t, stdout) < 0)
+		return CLI_EXIT_LOCAL;
+	if (notes)
+		putchar('\n');
+	for (i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(list, i);
+		char idbuf[17];
+
+		snprintf(idbuf, sizeof(idbuf), "%.16s", cli_json_str(c, "id"));
+		status_note(c, idbuf);
+	}
+	return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_LOCAL;
 }
 
 static int
 certs_run(struct cli_ctx *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "long", no_argument, NULL, 'l' },
+		CLI_COMMON_OPTIONS,
+		{},
+	};
+	const struct cli_cmd *cmd = &cli_cmd_certs;
 	_cleanup_(cli_conn_freep) struct cli_conn *conn = NULL;
 	_cleanup_(json_object_putp) json_object *res = NULL;
-	int r;
+	int c, r, longer = 0;
 
-	r = cli_opts_none(ctx, &cli_cmd_certs, argc, argv);
+	r = cli_opts_exact(cmd, argc, argv, opts, 0);
 	if (r != CLI_OPT_CONTINUE)
 		return r;
+	while ((c = getopt_long(argc, argv, ":hl", opts, NULL)) != -1) {
+		if (c == 'l') {
+			longer = 1;
+			continue;
+		}
+		r = cli_opt_common(ctx, cmd, c, argv);
+		if (r != CLI_OPT_CONTINUE)
+			return r;
+	}
+	if (optind < argc)
+		return cli_usage_error(cmd, "certs: unexpected argument '%s'", argv[optind]);
 	r = cli_agent_connect(ctx, &conn);
 	if (r != CLI_EXIT_OK)
 		return r;
@@ -220,12 +311,12 @@ certs_run(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	if (ctx->json)
 		return cli_json_print(res) < 0 ? CLI_EXIT_LOCAL : CLI_EXIT_OK;
-	return certs_print(res);
+	return certs_print(res, longer);
 }
 
 const struct cli_cmd cli_cmd_certs = {
 	.name = "certs",
-	.summary = "the certificates on the tokens: id, token, subject, issuer, expiry, key, usage",
+	.summary = "the certificates: id, type, owner, status, days left, usages, subject",
 	.usage = certs_usage,
 	.run = certs_run,
 };

@@ -396,6 +396,54 @@ cli_rpc_error_print(const char *what, const struct cli_rpc_error *e)
 	}
 }
 
+/* The refusals of the agent's policy (doc/protocol.md): each decided by a rule of the
+ * regulation, so the official reads the decision itself, with the reason and the rule. */
+static const char *const policy_reasons[] = {
+	"pin-parameter-refused",    /* R2 */
+	"unregistered",             /* R1, R5 */
+	"not-owner",                /* R1 */
+	"no-session",               /* R1 */
+	"remote-session",           /* R1 */
+	"inactive-session",         /* R1 */
+	"batch-too-large",          /* R1 */
+	"usage-not-allowed",        /* R6 */
+	"usage-not-in-certificate", /* R6 */
+	"not-yet-valid",            /* R7 */
+	"expired",                  /* R7 */
+	"non-compliant",            /* R7 */
+	"untrusted",
+	"revoked",                  /* R8, R9 */
+	"revocation-unknown",       /* R8 */
+	"dialog-location-refused",  /* R1 */
+	"policy-invalid",           /* R13 */
+};
+
+int
+cli_reason_is_policy(const char *reason)
+{
+	size_t i;
+
+	for (i = 0; reason && i < ARRAY_SIZE(policy_reasons); i++)
+		if (streq(reason, policy_reasons[i]))
+			return 1;
+	return 0;
+}
+
+static void
+policy_refusal_print(const char *method, const struct cli_rpc_error *e)
+{
+	_cleanup_free_ char *msg = cli_sanitize(e->message);
+	_cleanup_free_ char *reason = cli_sanitize(e->reason);
+	_cleanup_free_ char *rule = cli_sanitize(e->rule);
+
+	fflush(stdout);
+	fprintf(stderr, "paraf: %s refused by policy: %s (reason %s", method, msg ? msg : "",
+		reason ? reason : "?");
+	if (rule)
+		fprintf(stderr, ", rule %s", rule);
+	fputs(")\n", stderr);
+}
+
 int
 cli_agent_connect(const struct cli_ctx *ctx, struct cli_conn **ret)
 {
@@ -444,11 +492,15 @@ cli_agent_call(struct cli_conn *c, const char *method, json_object *params,
 	case 0:
 		return CLI_EXIT_OK;
 	case -EREMOTEIO:
-		if (streq(method, "sign"))
-			snprintf(what, sizeof(what), "sign refused");
-		else
-			snprintf(what, sizeof(what), "'%s' failed", method);
-		cli_rpc_error_print(what, &e);
+		if (streq(method, "sign") && cli_reason_is_policy(e.reason)) {
+			policy_refusal_print(method, &e);
+		} else {
+			if (streq(method, "sign"))
+				snprintf(what, sizeof(what), "sign refused");
+			else
+				snprintf(what, sizeof(what), "'%s' failed", method);
+			cli_rpc_error_print(what, &e);
+		}
 		if (ret_error)
 			*ret_error = e;
 		else

@@ -3,8 +3,11 @@
  * `sign` request covering every digest with one PIN (R1: one PIN authorises exactly the listed
  * documents), checks each signature it returns against the certificate and the digest it was
  * given, and writes FILE.p7s or FILE.sig atomically beside each file. Every output is checked
- * before the agent is asked, so nothing is signed for nothing. The PIN comes from --pin-file or
- * the terminal, never argv or the environment (R2).
+ * before the agent is asked, so nothing is signed for nothing. The PIN of an individual or
+ * jabatan certificate is typed in the agent's own trusted PIN dialog and never passes through
+ * paraf (R2): paraf tells the agent where that dialog must appear (R1). Only for the types the
+ * agent lists in pin_parameter_types (system, by default) does paraf read a PIN, from
+ * --pin-file or the terminal, never argv or the environment (R2).
  */
 #include "cli.h"
 
@@ -35,11 +38,17 @@ static const char sign_usage[] =
 	"  --digest ALG     sha256 (default), sha384 or sha512\n"
 	"  --format F       cms (default): FILE.p7s; raw: FILE.sig\n"
 	"  --padding P      RSA keys only: pkcs1 (the agent's default) or pss\n"
-	"  --pin-file FILE  the PIN is the first line of FILE; without it the PIN is asked on\n"
-	"                   the terminal. A PIN is never taken from the command line or the\n"
-	"                   environment.\n"
+	"  --pin-file FILE  only for a certificate type whose PIN the agent takes from clients\n"
+	"                   (system): the PIN is the first line of FILE; without it the PIN\n"
+	"                   is asked on the terminal. A PIN is never taken from the command\n"
+	"                   line or the environment.\n"
 	"  --force          replace existing outputs\n"
 	"  --json           print the agent's answer (sign) as JSON instead\n"
+	"\n"
+	"The PIN of an individual or jabatan certificate is typed in parafd's own PIN dialog\n"
+	"(pinentry), on this terminal or this desktop, never given to paraf: --pin-file is then\n"
+	"refused. Only for the certificate types the agent lists in 'paraf status' (system, by\n"
+	"default) is the PIN read by paraf.\n"
 	"\n"
 	"At most 500 files at once.\n";
 
@@ -324,16 +333,22 @@ sign_docs_hash(struct sign_doc *docs, size_t n, const EVP_MD *md)
 	return status;
 }
 
-/* The PIN for the batch, or *ret NULL when the agent asks for it itself. */
+/*
+ * The PIN for the batch, for a certificate type whose PIN the agent takes from clients: from
+ * --pin-file, else typed on the terminal. Without a terminal *ret is NULL: the agent then uses
+ * the certificate's stored credential, or asks in its own dialog.
+ */
 static int
-sign_pin_get(const struct sign_args *a, json_object *status, const char *who,
-	struct pf_secret **ret)
+sign_pin_get(const struct sign_args *a, const char *who, struct pf_secret **ret)
 {
-	json_object *pinp = cli_json_obj(status, "pin_parameter", json_type_boolean);
 	_cleanup_free_ char *prompt = NULL;
 	struct pf_secret *pin = NULL;
 	int r;
 
+	if (!a->pin_file && !isatty(STDIN_FILENO)) {
+		*ret = NULL;
+		return CLI_EXIT_OK;
+	}
 	/*
 	 * No core dump and no ptrace by other processes of this user while a PIN is about (R2);
 	 * the secret's own page is already locked and excluded from dumps.
@@ -360,11 +375,7 @@ sign_pin_get(const struct sign_args *a, json_object *status, const char *who,
 			cli_error("cannot read PIN file '%s': %s", s, strerror(-r));
 			return CLI_EXIT_LOCAL;
 		}
-	} else if (pinp && !json_object_get_boolean(pinp)) {
-		/* The agent takes no PIN from clients: it asks the official itself (R2). */
-		*ret = NULL;
-		return CLI_EXIT_OK;
-	} else if (isatty(STDIN_FILENO)) {
+	} else {
 		if (asprintf(&prompt, "PIN for %s: ", who) < 0) {
 			prompt = NULL;
 			return CLI_EXIT_LOCAL;
@@ -390,10 +401,6 @@ sign_pin_get(const struct sign_args *a, json_object *status, const char *who,
 			cli_error("cannot read the PIN from the terminal: %s", strerror(-r));
 			return CLI_EXIT_USAGE;
 		}
-	} else {
-		cli_error("a PIN is needed and standard input is not a terminal: "
-			  "use --pin-file FILE");
-		return CLI_EXIT_USAGE;
 	}
 	if (!cli_text_is_displayable(pin->data, pin->len)) {
 		pf_secret_free(pin);
@@ -402,6 +409,26 @@ sign_pin_get(const struct sign_args *a, json_object *status, const char *who,
 	}
 	*ret = pin;
 	return CLI_EXIT_OK;
+}
+
+/*
+ * R2: the PIN of a certificate type the agent does not take from clients is typed in the
+ * agent's dialog only; a --pin-file for it is refused here, before it is even read.
+ */
+static int
+sign_pin_file_refuse(const char *type)
+{
+	_cleanup_free_ char *stype = cli_sanitize(type);
+
+	if (!type) {
+		cli_error("the PIN of a certificate without a registered type is given in the "
+			  "trusted PIN dialog, not on the command line (R2)");
+		return CLI_EXIT_USAGE;
+	}
+	cli_error("the PIN of %s %s certificate is given in the trusted PIN dialog, not on the "
+		  "command line (R2)",
+		stype && stype[0] && strchr("aeiou", stype[0]) ? "an" : "a", stype ? stype : "");
+	return CLI_EXIT_USAGE;
 }
 
 static int
@@ -650,7 +677,7 @@ sign_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct cli_rpc_error err = {};
 	struct pf_secret *pin = NULL;
 	json_object *certs, *cert;
-	const char *cert_id;
+	const char *cert_id, *type;
 	X509 *x = NULL;
 	int r;
 
@@ -705,22 +732,35 @@ sign_run(struct cli_ctx *ctx, int argc, char **argv)
 		free(who);
 		who = cli_strdup(cli_json_str(cert, "subject"));
 	}
-	{
+	if (cli_pin_in_request(status, cert, &type)) {
 		_cleanup_free_ char *swho = cli_sanitize(who ? who : cert_id);
 
-		r = sign_pin_get(&a, status, swho ? swho : cert_id, &pin);
+		r = sign_pin_get(&a, swho ? swho : cert_id, &pin);
 		if (r != CLI_EXIT_OK)
 			goto out;
+	} else if (a.pin_file) {
+		r = sign_pin_file_refuse(type);
+		goto out;
 	}
-	if (sign_params_build(&a, cert_id, docs, &params) < 0) {
+	if (sign_params_build(&a, cert_id, docs, &params) < 0 ||
+	    (!pin && cli_dialog_location_add(params) < 0)) {
 		cli_error("out of memory");
 		r = CLI_EXIT_LOCAL;
 		goto out;
+	}
+	if (!pin) {
+		/* The agent shows the dialog, or finds a stored credential (system types). */
+		fflush(stdout);
+		fputs("paraf: Masukkan PIN di jendela PIN / enter the PIN in the PIN dialog\n",
+			stderr);
 	}
 	r = cli_agent_call(conn, "sign", params, pin, &res, &err);
 	pin = pf_secret_free(pin);
 	if (r != CLI_EXIT_OK) {
 		sign_error_locate(&err, docs, a.n_files);
+		if (err.reason && streq(err.reason, "pin-dialog-failed"))
+			cli_error("parafd shows its PIN dialog on the terminal or display this paraf "
+				  "runs in; 'paraf status' names the pinentry program it uses");
 		goto out;
 	}
 	r = sign_result_take(&a, cert_id, x, res, docs);

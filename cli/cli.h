@@ -37,6 +37,8 @@ enum cli_exit {
 #define CLI_HASH_CHUNK (64u * 1024)          /* documents are hashed in reads of this size */
 #define CLI_CERT_PREFIX_MIN 8                /* shortest accepted --cert prefix, hex digits */
 #define CLI_CERT_ID_LEN 64                   /* hex SHA-256 of the certificate's DER */
+#define CLI_LOCATION_MAX 255                 /* a sign parameter naming the PIN dialog's place
+                                                (the agent's AG_PATH_PARAM_MAX) */
 
 /* Options that apply to every command. */
 struct cli_ctx {
@@ -167,6 +169,12 @@ int cli_agent_call(struct cli_conn *c, const char *method, json_object *params,
 	const struct pf_secret *pin, json_object **ret_result, struct cli_rpc_error *ret_error);
 /* Prints an agent error as "paraf: <what>: <reason> (<message>; field ...; rule ...)". */
 void cli_rpc_error_print(const char *what, const struct cli_rpc_error *e);
+/*
+ * 1 when reason (an error's data.reason) is a refusal by the agent's policy, the regulation's
+ * rules (R1, R2, R5-R8, R13): a decision for the official to read, printed as
+ * "paraf: sign refused by policy: <message> (reason <reason>, rule <rule>)".
+ */
+int cli_reason_is_policy(const char *reason);
 
 /* cli-table.c: plain aligned columns */
 struct cli_table;
@@ -191,6 +199,28 @@ int cli_cert_resolve(json_object *list, const char *arg, json_object **ret_cert)
 int cli_cert_decode(json_object *cert, X509 **ret);
 /* The first commonName of a name as UTF-8; -ENOENT when it has none. */
 int cli_name_cn(const X509_NAME *name, char **ret);
+
+/* cli-dialog.c: the PIN's source and the PIN dialog's place for `paraf sign` (R1, R2) */
+/*
+ * 1 when the PIN of cert (a certificates.list entry) may travel in the sign request: its
+ * `type` is one of status's (agent.status) `pin_parameter_types`. 0 otherwise, also for a
+ * certificate without a type and a status without the list: paraf then sends no PIN and the
+ * agent asks for it in its trusted dialog. *ret_type: the type, borrowed from cert, or NULL.
+ */
+int cli_pin_in_request(json_object *status, json_object *cert, const char **ret_type);
+/*
+ * The real path of the controlling terminal: ttyname() of standard input when that is a
+ * terminal, else of /dev/tty (opened O_NOCTTY). -ENOTTY when there is none, -ENAMETOOLONG
+ * when its name is longer than CLI_LOCATION_MAX.
+ */
+int cli_dialog_tty(char **ret);
+/*
+ * Adds to params where the agent's PIN dialog must appear, each only when known: `tty`
+ * (cli_dialog_tty()), `tty_type` ($TERM, only with tty), `display` ($DISPLAY), `xauthority`
+ * ($XAUTHORITY), `wayland_display` ($WAYLAND_DISPLAY). A value longer than CLI_LOCATION_MAX
+ * is left out with a warning. -ENOMEM.
+ */
+int cli_dialog_location_add(json_object *params);
 
 /* cli-pin.c */
 /*

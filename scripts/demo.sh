@@ -1,7 +1,11 @@
 #!/bin/sh
-# paraf demo: an official's key generated on a (SoftHSM) token, a demo CA, parafd on a private
-# socket, an Indonesian official letter signed with `paraf sign` and verified with
-# `paraf verify` and with OpenSSL. Run by `make demo` (PARAF_BUILD, PYTHON set).
+# paraf demo: an official's key generated on a (SoftHSM) token, a demo CA and its CRL, a demo
+# policy directory registering the certificate to the account running the demo, parafd on a
+# private socket with a scripted PIN dialog, an Indonesian official letter signed with
+# `paraf sign` (the PIN typed in parafd's own dialog, never given to paraf), refusals by the
+# policy and by paraf, and the signature verified with `paraf verify` and with OpenSSL. Run by
+# `make demo` (PARAF_BUILD, PYTHON set), as root on CI machines: it needs no terminal and asks
+# nothing.
 #
 # Everything it starts is stopped and its temporary directory removed on exit, also on failure
 # or interruption. It exits non-zero if any step fails. The signed letter, its .p7s and the
@@ -9,7 +13,13 @@
 #
 # The CA, the certificate-policy OID and the PIN are demo material only (see test/pki.py):
 # nothing here is BSrE's, and the user's own tokens and configuration are never touched.
+#
+# The PIN dialog is test/fake-pinentry, the tests' scripted pinentry, behind a wrapper in the
+# temporary directory: it answers the demo token's PIN as the official would type it, and
+# records what the dialog showed, which the demo then prints. The PIN stays in 0600 files in
+# the 0700 temporary directory: never in argv, the environment or a log (R2).
 set -eu
+umask 022 # parafd refuses policy files that anyone but their owner can change (R13)
 
 : "${PARAF_BUILD:?set PARAF_BUILD to the build directory (make demo does)}"
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -18,6 +28,7 @@ OUT=$ROOT/demo-out
 MODULE=/usr/lib/softhsm/libsofthsm2.so
 PARAFD=$PARAF_BUILD/parafd
 PARAF=$PARAF_BUILD/paraf
+FAKE_PINENTRY=$ROOT/test/fake-pinentry
 
 step_no=0
 step() {
@@ -29,10 +40,11 @@ die() {
 	printf '\ndemo: FAILED: %s\n' "$*" >&2
 	exit 1
 }
-# Shows a command, then runs it with its output indented.
+# Shows a command, then runs it with its output indented (and nothing to read: the demo asks
+# nothing).
 run() {
 	printf '    $ %s\n' "$*"
-	if "$@" >"$tmp/run.out" 2>&1; then run_rc=0; else run_rc=$?; fi
+	if "$@" </dev/null >"$tmp/run.out" 2>&1; then run_rc=0; else run_rc=$?; fi
 	sed 's/^/      /' "$tmp/run.out"
 	[ "$run_rc" -eq 0 ] || say "(exit status $run_rc)"
 	return "$run_rc"
@@ -85,6 +97,7 @@ trap 'exit 129' HUP
 for f in "$PARAFD" "$PARAF" "$PARAF_BUILD/paraf-token-helper"; do
 	[ -x "$f" ] || die "$f is missing: build first (make build)"
 done
+[ -r "$FAKE_PINENTRY" ] || die "$FAKE_PINENTRY is missing"
 [ -r "$MODULE" ] || die "SoftHSM ($MODULE) is not installed (make deps)"
 command -v openssl >/dev/null 2>&1 || die "openssl is not installed"
 
@@ -104,6 +117,8 @@ SOFTHSM2_CONF=$(get softhsm2_conf)
 CERT_ID=$(get cert_id)
 PIN_FILE=$(get pin_file)
 CA=$(get ca_cert)
+CA_KEY=$(dirname "$CA")/ca.key
+[ -r "$CA_KEY" ] || die "the demo CA's key is not at $CA_KEY"
 say "token:        $(get token_label) (SoftHSM, tokens in $tmp/pki/softhsm/tokens)"
 say "key:          $(get key) generated ON the token: sensitive, never extractable (R3)"
 say "certificate:  $(get subject)"
@@ -114,14 +129,122 @@ say "id:           $CERT_ID"
 cp "$CA" "$OUT/demo-ca.pem"
 cp "$(get cert)" "$OUT/budi-santoso.pem"
 
-step "Start parafd on a private socket"
+step "A policy directory: the registry, the trust anchor and its CRL (R1, R5-R8, R13)"
+ME=$(id -un)
+POLICY=$tmp/policy
+mkdir "$POLICY" "$POLICY/owners.d" "$POLICY/anchors" "$POLICY/crl"
+# The session rules (R1) as this machine allows the demo to run unattended. An official signs
+# at their own desk: in a local, active login session, which logind vouches for.
+# logind is present as parafd sees it: systemd runs (sd_booted(): /run/systemd/system) and
+# logind has published its seats (/run/systemd/seats).
+session_rules=
+if [ ! -d /run/systemd/system ] || [ ! -e /run/systemd/seats ]; then
+	session_rules="$session_rules
+# This machine has no logind (a container, a CI runner): login sessions cannot be checked.
+# A real desk's policy keeps the default, deny (R1).
+without_logind = allow"
+else
+	session=$(sed -n 's|.*/session-\([^/]*\)\.scope$|\1|p' /proc/self/cgroup | head -n 1)
+	if [ -z "$session" ]; then
+		session_rules="$session_rules
+# This demo runs in no login session (a CI job, a service). A real policy keeps the
+# default and refuses that for individual and jabatan certificates (R1).
+allow_inactive = yes"
+	elif command -v loginctl >/dev/null 2>&1; then
+		if [ "$(loginctl show-session "$session" -p Remote --value 2>/dev/null)" = yes ]; then
+			session_rules="$session_rules
+# This demo runs in a remote login session (ssh). A real policy keeps the default and
+# refuses remote sessions (R1).
+allow_remote = yes"
+		fi
+		if [ "$(loginctl show-session "$session" -p Active --value 2>/dev/null)" = no ]; then
+			session_rules="$session_rules
+# This demo runs in a login session that is not the active one. A real policy keeps the
+# default and refuses it (R1).
+allow_inactive = yes"
+		fi
+	fi
+fi
+{
+	echo "# The demo's policy: what is not set here keeps parafd's defaults (R1-R8)."
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "[owner]"
+		echo "# Only because this demo runs as root (make demo on CI machines). A real policy"
+		echo "# lets root own certificates only for services' system certificates (R1)."
+		echo "root_may_own = yes"
+	fi
+	if [ -n "$session_rules" ]; then
+		echo "[session]$session_rules"
+	fi
+} >"$POLICY/policy.conf"
+{
+	echo "# The registry entry security staff write when they hand the token over (R1, R5, R17)."
+	echo "[owner]"
+	echo "certificate = $CERT_ID"
+	echo "account = $ME"
+	echo "type = individual"
+	echo "name = Budi Santoso"
+	echo "nip = 197803152005011002"
+	echo "position = Kepala Dinas Komunikasi dan Informatika"
+	echo "unit = Dinas Komunikasi dan Informatika, Pemerintah Kabupaten Contoh"
+	echo "email = budi.santoso@contoh.go.id"
+} >"$POLICY/owners.d/budi-santoso.conf"
+echo "# <certificate id> <time> <reason> [note]: permanent (R8). None yet." >"$POLICY/revoked.list"
+cp "$CA" "$POLICY/anchors/demo-ca.pem"
+# A current CRL from the demo CA, as BSrE publishes one for each of its CAs: without a current
+# CRL parafd refuses to sign, since revocation could not be checked (R8).
+"$PYTHON" -c 'import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+ca = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())
+key = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), password=None)
+now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+crl = (x509.CertificateRevocationListBuilder()
+    .issuer_name(ca.subject)
+    .last_update(now - datetime.timedelta(minutes=5))
+    .next_update(now + datetime.timedelta(days=7))
+    .add_extension(x509.CRLNumber(1), critical=False)
+    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+        critical=False)
+    .sign(key, hashes.SHA256()))
+open(sys.argv[3], "wb").write(crl.public_bytes(serialization.Encoding.PEM))' \
+	"$CA" "$CA_KEY" "$POLICY/crl/demo-ca.crl" || die "could not make the demo CRL"
+say "$POLICY/policy.conf:"
+sed 's/^/      /' "$POLICY/policy.conf"
+say "$POLICY/owners.d/budi-santoso.conf:"
+sed 's/^/      /' "$POLICY/owners.d/budi-santoso.conf"
+say "$POLICY/anchors/demo-ca.pem: the demo CA"
+say "$POLICY/crl/demo-ca.crl: no certificate revoked, $(openssl crl -in "$POLICY/crl/demo-ca.crl" -noout -nextupdate)"
+
+step "The PIN dialog: a scripted pinentry that answers as the official would"
+PINENTRY=$tmp/pinentry
+PINENTRY_LOG=$tmp/pinentry.log
+(
+	umask 077
+	# The PIN goes from the token's PIN file to the pinentry's configuration through stdin.
+	"$PYTHON" -c 'import json, sys
+json.dump({"pin": sys.stdin.readline().rstrip("\r\n"), "log": sys.argv[2]},
+    open(sys.argv[1], "w"))' "$tmp/pinentry.json" "$PINENTRY_LOG" <"$PIN_FILE" ||
+		die "could not configure the scripted PIN dialog"
+	{
+		echo "#!/bin/sh"
+		echo "# The demo's PIN dialog (parafd runs it with no arguments and a clean environment)."
+		echo "exec '$PYTHON' '$FAKE_PINENTRY' --conf '$tmp/pinentry.json' \"\$@\""
+	} >"$PINENTRY"
+	chmod 700 "$PINENTRY"
+)
+say "$PINENTRY runs test/fake-pinentry; a real desk runs /usr/bin/pinentry (GTK, Qt or curses)"
+
+step "Start parafd on a private socket, with the policy and the PIN dialog"
 mkdir -m 700 "$tmp/run" "$tmp/home" "$tmp/xdg-run"
 SOCK=$tmp/run/agent.sock
-printf '[agent]\nallow_pin_parameter = yes\n' >"$tmp/paraf.conf"
-say "\$ parafd --socket $SOCK --module $MODULE --config $tmp/paraf.conf --foreground &"
+printf '[agent]\n' >"$tmp/paraf.conf"
+say "\$ parafd --socket $SOCK --module $MODULE --config $tmp/paraf.conf \\"
+say "         --policy $POLICY --pinentry $PINENTRY --foreground &"
 env HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/home/.config" XDG_RUNTIME_DIR="$tmp/xdg-run" \
 	SOFTHSM2_CONF="$SOFTHSM2_CONF" \
-	"$PARAFD" --socket "$SOCK" --module "$MODULE" --config "$tmp/paraf.conf" --foreground \
+	"$PARAFD" --socket "$SOCK" --module "$MODULE" --config "$tmp/paraf.conf" \
+	--policy "$POLICY" --pinentry "$PINENTRY" --foreground \
 	</dev/null >>"$tmp/parafd.log" 2>&1 &
 parafd_pid=$!
 i=0
@@ -139,11 +262,28 @@ s.connect(sys.argv[1])' "$SOCK" 2>/dev/null; do
 done
 say "parafd is running (pid $parafd_pid); socket mode $(stat -c %a "$SOCK"), directory mode $(stat -c %a "$tmp/run")"
 
-step "paraf status"
-run "$PARAF" --socket "$SOCK" status || die "paraf status failed"
+# paraf names this terminal and this desktop for the PIN dialog, and parafd shows it there only
+# if they are the caller's own (R1). The demo's scripted dialog needs no display, so none is
+# named; and a terminal of another account (sudo make demo) is left out, or parafd would
+# rightly refuse to show the dialog on it.
+PARAF_RUN="env -u DISPLAY -u XAUTHORITY -u WAYLAND_DISPLAY"
+if (: </dev/tty) 2>/dev/null; then
+	term=$(ps -o tty= -p $$ | tr -d ' ')
+	if [ -n "$term" ] && [ "$term" != "?" ] && [ -e "/dev/$term" ] &&
+		[ "$(stat -c %u "/dev/$term")" != "$(id -u)" ]; then
+		say "this terminal (/dev/$term) belongs to another account: paraf runs without it"
+		PARAF_RUN="$PARAF_RUN setsid -w"
+	fi
+fi
 
-step "paraf certs"
-run "$PARAF" --socket "$SOCK" certs || die "paraf certs failed"
+step "paraf status"
+run $PARAF_RUN "$PARAF" --socket "$SOCK" status || die "paraf status failed"
+grep -q "^policy: .*: valid" "$tmp/run.out" || die "parafd finds the demo policy invalid"
+
+step "paraf certs: type (R5), owner (R1), status (R7, R8), days left, allowed usages (R6)"
+run $PARAF_RUN "$PARAF" --socket "$SOCK" certs || die "paraf certs failed"
+grep -Eq "individual +Budi Santoso +valid " "$tmp/run.out" ||
+	die "paraf certs does not show Budi Santoso's individual certificate as valid"
 
 step "Write an official letter"
 LETTER=$OUT/surat-undangan-rapat.txt
@@ -186,14 +326,56 @@ NIP 19780315 200501 1 002
 EOF
 say "$LETTER ($(wc -c <"$LETTER") bytes), sha256 $(sha256sum "$LETTER" | cut -d' ' -f1)"
 
-step "paraf sign: one PIN for exactly this document (R1); the key never leaves the token (R3)"
-run "$PARAF" --socket "$SOCK" sign --cert "$CERT_ID" --usage signature --digest sha256 \
-	--format cms --pin-file "$PIN_FILE" "$LETTER" || die "paraf sign failed"
+step "paraf sign: the PIN typed in parafd's own dialog (R2), for exactly this letter (R1)"
+say "no PIN is given to paraf; the key never leaves the token (R3)"
+run $PARAF_RUN "$PARAF" --socket "$SOCK" sign --cert "$CERT_ID" --usage signature \
+	--digest sha256 --format cms "$LETTER" || die "paraf sign failed"
 [ -s "$LETTER.p7s" ] || die "paraf sign did not write $LETTER.p7s"
 say "wrote $LETTER.p7s ($(wc -c <"$LETTER.p7s") bytes)"
+[ -s "$PINENTRY_LOG" ] || die "parafd showed no PIN dialog"
+printf '\n    What the official saw in the PIN dialog:\n\n'
+"$PYTHON" -c 'import json, sys
+dialogs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+d = [x for x in dialogs if x.get("event") == "dialog"][-1]
+def show(text=""):
+    for line in text.split("\n"):
+        print("      | " + line)
+show(d["title"] or "")
+show("-" * 66)
+if d.get("getpin_error"):
+    show("! " + d["getpin_error"])
+show(d["description"] or "")
+show()
+show("%s ______      [ %s ]  [ %s ]" % (d["prompt"] or "", d["ok"] or "OK", d["cancel"] or "Cancel"))
+tty = d["options"].get("ttyname")
+print()
+print("      " + ("(on the terminal %s, which paraf named and parafd found to be the " % tty +
+    "caller\x27s own: R1)" if tty else "(no terminal named: the demo runs without one)"))
+if "SETKEYINFO" not in d["commands"] and "allow-external-password-cache" not in d["options"]:
+    print("      (and no offer to remember the PIN: it is asked for every signing act, R1)")' \
+	"$PINENTRY_LOG" || die "cannot read what the PIN dialog showed"
+
+step "What is refused, with its reason and rule"
+echo "server hello" >"$tmp/server-hello.txt"
+say "by the policy: the individual certificate for a TLS server (R6: usages by certificate type)"
+if run $PARAF_RUN "$PARAF" --socket "$SOCK" sign --cert "$CERT_ID" --usage tls-server \
+	"$tmp/server-hello.txt"; then
+	die "parafd signed for tls-server with an individual certificate"
+fi
+[ "$run_rc" -eq 4 ] || die "paraf sign exited $run_rc, not 4 (a refusal by the agent)"
+grep -q "sign refused by policy: .*(reason usage-not-allowed, rule R6)" "$tmp/run.out" ||
+	die "the refusal does not give its reason and rule"
+say "by paraf, before anything is sent: the PIN of an individual certificate in a file (R2)"
+if run $PARAF_RUN "$PARAF" --socket "$SOCK" sign --cert "$CERT_ID" --pin-file "$PIN_FILE" \
+	"$tmp/server-hello.txt"; then
+	die "paraf sent the PIN of an individual certificate"
+fi
+grep -q "in the trusted PIN dialog, not on the command line (R2)" "$tmp/run.out" ||
+	die "paraf did not refuse --pin-file for an individual certificate"
+[ ! -e "$tmp/server-hello.txt.p7s" ] || die "a refused request wrote a signature"
 
 step "paraf verify (R11: signer, time, integrity, trust, validity, issuer, conclusion)"
-run "$PARAF" --socket "$SOCK" verify --ca "$CA" "$LETTER.p7s" "$LETTER" ||
+run $PARAF_RUN "$PARAF" --socket "$SOCK" verify --ca "$CA" "$LETTER.p7s" "$LETTER" ||
 	die "paraf verify did not conclude VALID"
 
 step "Independent check with OpenSSL"

@@ -1,7 +1,9 @@
 /*
  * The pure pieces of the paraf command line: the offline CMS verifier and its report (R11),
  * --cert resolution, terminal-safe text, the PIN file reader, atomic output and streamed
- * hashing. Signatures and certificates are made here with OpenSSL, in a temporary directory.
+ * hashing, whether a PIN may travel for a certificate type (R2), where the PIN dialog must
+ * appear (R1), and which refusals are the policy's. Signatures and certificates are made here
+ * with OpenSSL, in a temporary directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -509,6 +511,106 @@ test_file_write_and_digest(void **state)
 	free(data);
 }
 
+static void
+test_pin_in_request(void **state)
+{
+	json_object *status = json_tokener_parse("{\"pin_parameter_types\": [7, \"system\"]}");
+	json_object *none = json_tokener_parse("{\"pin_parameter_types\": []}");
+	json_object *old = json_tokener_parse("{\"pin_parameter\": true}");
+	json_object *sys = json_tokener_parse("{\"type\": \"system\"}");
+	json_object *ind = json_tokener_parse("{\"type\": \"individual\"}");
+	json_object *jab = json_tokener_parse("{\"type\": \"jabatan\"}");
+	json_object *untyped = json_tokener_parse("{\"type\": null}");
+	const char *type = "x";
+
+	/* R2: a PIN travels only for the types the agent lists */
+	assert_int_equal(cli_pin_in_request(status, sys, &type), 1);
+	assert_string_equal(type, "system");
+	assert_int_equal(cli_pin_in_request(status, ind, &type), 0);
+	assert_string_equal(type, "individual");
+	assert_int_equal(cli_pin_in_request(status, jab, &type), 0);
+	assert_int_equal(cli_pin_in_request(status, untyped, &type), 0);
+	assert_null(type);
+	/* an agent listing none, or not saying, takes no PIN from clients */
+	assert_int_equal(cli_pin_in_request(none, sys, &type), 0);
+	assert_int_equal(cli_pin_in_request(old, sys, &type), 0);
+	assert_int_equal(cli_pin_in_request(NULL, sys, &type), 0);
+	json_object_put(status);
+	json_object_put(none);
+	json_object_put(old);
+	json_object_put(sys);
+	json_object_put(ind);
+	json_object_put(jab);
+	json_object_put(untyped);
+}
+
+static void
+test_reason_is_policy(void **state)
+{
+	static const char *const policy[] = { "pin-parameter-refused", "unregistered",
+		"not-owner", "no-session", "remote-session", "inactive-session", "batch-too-large",
+		"usage-not-allowed", "usage-not-in-certificate", "not-yet-valid", "expired",
+		"non-compliant", "untrusted", "revoked", "revocation-unknown",
+		"dialog-location-refused", "policy-invalid" };
+	static const char *const other[] = { "pin-incorrect", "pin-cancelled",
+		"pin-dialog-failed", "invalid-params", "token-error", "key-extractable",
+		"peer-refused", "", "revoked-or-not" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(policy); i++)
+		assert_true(cli_reason_is_policy(policy[i]));
+	for (i = 0; i < ARRAY_SIZE(other); i++)
+		assert_false(cli_reason_is_policy(other[i]));
+	assert_false(cli_reason_is_policy(NULL));
+}
+
+static void
+test_dialog_location(void **state)
+{
+	char longer[CLI_LOCATION_MAX + 2];
+	char *tty = NULL;
+	json_object *p = json_object_new_object();
+	int r;
+
+	setenv("DISPLAY", ":3", 1);
+	setenv("XAUTHORITY", "/home/budi/.Xauthority", 1);
+	setenv("WAYLAND_DISPLAY", "", 1); /* empty: not sent */
+	setenv("TERM", "xterm-256color", 1);
+	assert_int_equal(cli_dialog_location_add(p), 0);
+	assert_string_equal(cli_json_str(p, "display"), ":3");
+	assert_string_equal(cli_json_str(p, "xauthority"), "/home/budi/.Xauthority");
+	assert_false(json_object_object_get_ex(p, "wayland_display", NULL));
+	/* tty and tty_type only with a terminal, and then its real path, not /dev/tty */
+	r = cli_dialog_tty(&tty);
+	if (r == 0) {
+		assert_string_equal(cli_json_str(p, "tty"), tty);
+		assert_int_equal(strncmp(tty, "/dev/", 5), 0);
+		assert_string_not_equal(tty, "/dev/tty");
+		assert_string_equal(cli_json_str(p, "tty_type"), "xterm-256color");
+	} else {
+		assert_int_equal(r, -ENOTTY);
+		assert_false(json_object_object_get_ex(p, "tty", NULL));
+		assert_false(json_object_object_get_ex(p, "tty_type", NULL));
+	}
+	free(tty);
+	json_object_put(p);
+
+	/* longer than a sign parameter may be: left out (with a warning) */
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = 0;
+	setenv("XAUTHORITY", longer, 1);
+	setenv("WAYLAND_DISPLAY", "wayland-0", 1);
+	unsetenv("DISPLAY");
+	p = json_object_new_object();
+	assert_int_equal(cli_dialog_location_add(p), 0);
+	assert_false(json_object_object_get_ex(p, "xauthority", NULL));
+	assert_false(json_object_object_get_ex(p, "display", NULL));
+	assert_string_equal(cli_json_str(p, "wayland_display"), "wayland-0");
+	json_object_put(p);
+	unsetenv("XAUTHORITY");
+	unsetenv("WAYLAND_DISPLAY");
+}
+
 #define T(name, fn) { name, fn, NULL, NULL, NULL }
 
 int
@@ -527,6 +629,9 @@ main(void)
 		T("/cli/rpc/json-escape", test_json_escape),
 		T("/cli/pin/file", test_pin_file),
 		T("/cli/file/write-and-digest", test_file_write_and_digest),
+		T("/cli/sign/pin-in-request", test_pin_in_request),
+		T("/cli/sign/dialog-location", test_dialog_location),
+		T("/cli/rpc/reason-is-policy", test_reason_is_policy),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

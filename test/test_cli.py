@@ -9,9 +9,10 @@ Rules of REGULATION.md that a test proves are cited in its docstring.
 
 import base64
 import datetime
+import fcntl
 import json
 import os
-import pty
+import pwd
 import re
 import select
 import socket
@@ -259,8 +260,11 @@ def test_socket_from_environment(run_paraf, agent_factory, tmp_path_factory):
 # --- status, tokens, certs ------------------------------------------------------------------------
 
 def test_status(ca, token, agent_factory, run_paraf):
-    """`paraf status`: version, pid, uptime, tokens present, helper state; --json prints the
-    agent.status result, before or after the command."""
+    """`paraf status`: version, pid, uptime, tokens present, helper state, the policy
+    directory (valid, its registry and revocation counts, test mode), how PINs are asked (the
+    pinentry program; the types whose PIN a client may send, R2) and logind (R1); --json
+    prints the agent.status result, before or after the command. An invalid policy is shown
+    with its error (R13), and `paraf status` still exits 0."""
     token.enroll(ca, kind="ec")
     agent = agent_factory()
     st = agent.result("agent.status")
@@ -269,9 +273,24 @@ def test_status(ca, token, agent_factory, run_paraf):
     assert re.search(r"tokens:\s+1 present: [0-9a-f]{16}", r.stdout), r.stdout
     assert st["tokens"][0] in r.stdout
     assert re.search(r"helper:\s+running, pid \d+", r.stdout), r.stdout
+    assert re.search(rf"^policy:\s+{re.escape(str(agent.policy.path))}: valid, "
+        r"1 registered certificate, 0 revoked$", r.stdout, re.M), r.stdout
+    assert re.search(r"^\s+test mode: --policy given", r.stdout, re.M), r.stdout
+    assert re.search(rf"^PIN:\s+asked in the agent's PIN dialog "
+        rf"\({re.escape(str(agent.pinentry.wrapper))}\); a client may send it for system "
+        r"certificates$", r.stdout, re.M), r.stdout
+    assert re.search(r"^logind:\s+(present|absent)", r.stdout, re.M), r.stdout
+    assert ("logind:  present" in r.stdout) == st["logind"], (st["logind"], r.stdout)
     for args in (("--json", "status"), ("status", "--json")):
         j = json.loads(expect(run_paraf(agent, *args), EXIT_OK).stdout)
         assert j["pid"] == agent.pid and j["tokens"] == st["tokens"], j
+        assert j["policy"]["valid"] is True and j["pin_parameter_types"] == ["system"], j
+
+    # R13: parafd reads the policy afresh; a broken one is shown, and refuses every signature
+    agent.policy.write_policy("[pin]\nparameter_types = everybody\n")
+    r = expect(run_paraf(agent, "status"), EXIT_OK)
+    assert re.search(r"^policy:\s+.*: INVALID, every signature is refused: .*policy\.conf:2: "
+        r".*parameter_types", r.stdout, re.M), r.stdout
 
 
 def test_tokens(token, token_factory, agent_factory, run_paraf):
@@ -298,31 +317,166 @@ def test_tokens(token, token_factory, agent_factory, run_paraf):
         {"tokens": listed}
 
 
+def _table(text):
+    """The rows of an aligned table (header first) as lists of cells, cut at the header's
+    column starts."""
+    lines = [l for l in text.splitlines()]
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:(?<=  )|^)\S", header)]
+    rows = []
+    for l in lines:
+        if not l.strip():
+            break
+        rows.append([l[a:b].strip() for a, b in zip(starts, starts[1:] + [None])])
+    return rows, lines[len(rows):]
+
+
 def test_certs(ca, token, agent_factory, run_paraf):
-    """`paraf certs`: id (first 16 hex), token, subject CN, issuer CN, not_after, key and key
-    usage of every certificate; --json prints certificates.list with full ids."""
+    """`paraf certs`: as the agent's policy sees each certificate: id (first 16 hex), type
+    (R5), the registered owner's name (R1), status and days left (R7, R8), the usages it may
+    sign for (R6) and the subject's CN; below the table, why each certificate that is not
+    valid is not. --long adds token, issuer CN, not_after, key and key usage; --json prints
+    certificates.list with full ids."""
     rsa = token.enroll(ca, kind="rsa")
-    ecid = token.enroll(ca, kind="ec", key_usage=("digitalSignature",))
+    ecid = token.enroll(ca, kind="ec", key_usage=("digitalSignature",), days=20)
+    sysid = token.enroll(ca, kind="ec", cert_type="system", common_name="Server Surat")
+    gone = token.enroll(ca, kind="ec", common_name="Pegawai Pindah")
+    stray = token.enroll(ca, kind="ec", common_name="Tanpa Registrasi")
     agent = agent_factory()
+    agent.policy.register(rsa, name="Dr. Siti Rahayu, M.Si.")  # the registry's name, not the CN
+    agent.policy.revoke(gone, reason="left-post")
+    agent.policy.unregister(stray)
+    listed = {c["id"]: c for c in agent.result("certificates.list")["certificates"]}
+
     r = expect(run_paraf(agent, "certs"), EXIT_OK)
-    lines = r.stdout.splitlines()
-    assert lines[0].split()[:3] == ["ID", "TOKEN", "SUBJECT"], lines
-    assert len(lines) == 3, lines
+    rows, rest = _table(r.stdout)
+    assert rows[0] == ["ID", "TYPE", "OWNER", "STATUS", "DAYS", "USAGES", "SUBJECT"], rows
+    assert len(rows) == 6, r.stdout
+    by_id = {row[0]: row for row in rows[1:]}
+    want = {
+        rsa: ["individual", "Dr. Siti Rahayu, M.Si.", "valid"],
+        ecid: ["individual", cn(ecid.cert), "expiring"],
+        sysid: ["system", "Server Surat", "valid"],
+        gone: ["individual", cn(gone.cert), "revoked"],
+        stray: [None, "-", "unregistered"],  # no owner, and a type only if [types] says
+    }
+    for ident, (typ, owner, status) in want.items():
+        row = by_id[ident.cert_id[:16]]
+        entry = listed[ident.cert_id]
+        assert row[1:4] == [typ or entry["type"] or "-", owner, status], row
+        assert row[4] == str(entry["days_left"]), (row, entry)
+        assert row[5] == (",".join(entry["allowed_usages"]) or "none"), (row, entry)
+        assert row[6] == cn(ident.cert), row
+    assert by_id[rsa.cert_id[:16]][5].split(",")[0] == "signature"
+    assert 18 <= int(by_id[ecid.cert_id[:16]][4]) <= 20
+    # the reasons, one line each, for the certificates that are not valid
+    notes = [l for l in rest if l.strip()]
+    assert sorted(notes) == sorted(f"{i.cert_id[:16]}: {listed[i.cert_id]['status']}: "
+        f"{listed[i.cert_id]['status_reason']}" for i in (ecid, gone, stray)), r.stdout
+    assert any("R8" in n for n in notes) and any("R7" in n for n in notes), notes
+
+    r = expect(run_paraf(agent, "certs", "--long"), EXIT_OK)
+    rows, _ = _table(r.stdout)
+    assert rows[0][7:] == ["TOKEN", "ISSUER", "NOT AFTER", "KEY", "KEY USAGE"], rows
     for ident, key, usage in ((rsa, "rsa 2048", "digitalSignature,nonRepudiation"),
             (ecid, "ec prime256v1", "digitalSignature")):
-        row = next(l for l in lines if l.startswith(ident.cert_id[:16] + " "))
-        assert ident.cert_id[16:] not in row
-        for v in (cn(ident.cert), cn(ca.cert), pki.iso(ident.cert.not_valid_after), key, usage):
-            assert v in row, (v, row)
+        row = next(x for x in rows if x[0] == ident.cert_id[:16])
+        assert ident.cert_id[16:] not in " ".join(row)
+        assert row[7:] == [listed[ident.cert_id]["token"], cn(ca.cert),
+            pki.iso(ident.cert.not_valid_after), key, usage], row
+
     j = json.loads(expect(run_paraf(agent, "--json", "certs"), EXIT_OK).stdout)
-    assert sorted(c["id"] for c in j["certificates"]) == sorted([rsa.cert_id, ecid.cert_id])
+    assert {c["id"]: c for c in j["certificates"]} == listed
+    expect(run_paraf(agent, "certs", "--frob"), EXIT_USAGE, r"unknown option '--frob'")
+
+
+def test_certs_policy_invalid(ca, token, agent_factory, run_paraf):
+    """When the policy cannot be read, every certificate's status is unknown, with the
+    policy's error as its reason (R13)."""
+    ident = token.enroll(ca, kind="ec")
+    agent = agent_factory()
+    agent.policy.write_policy("[session]\nwithout_logind = sometimes\n")
+    r = expect(run_paraf(agent, "certs"), EXIT_OK)
+    rows, rest = _table(r.stdout)
+    assert rows[1][:4] == [ident.cert_id[:16], "-", "-", "unknown"], rows
+    assert any(re.match(rf"{ident.cert_id[:16]}: unknown: .*without_logind", l)
+        for l in rest), r.stdout
 
 
 # --- sign -----------------------------------------------------------------------------------------
 
+DIALOG_LINE = "paraf: Masukkan PIN di jendela PIN / enter the PIN in the PIN dialog"
+
+
+@pytest.fixture
+def run_detached(paraf_bin):
+    """run_detached(agent, *args, env=None, cwd=None, input=None): `paraf --socket ... ARGS`
+    with no terminal at all: standard input /dev/null (or the `input` text through a pipe)
+    and a new session without a controlling terminal, whatever terminal pytest runs in."""
+    def run(agent, *args, env=None, cwd=None, input=None, timeout=60):
+        e = dict(agent.env) if agent is not None else {"PATH": os.environ.get("PATH", "")}
+        e.update(env or {})
+        argv = [str(paraf_bin)] + (["--socket", agent.socket] if agent is not None else [])
+        argv += [str(a) for a in args]
+        return subprocess.run(argv, input=input,
+            stdin=subprocess.DEVNULL if input is None else None, capture_output=True,
+            text=True, timeout=timeout, env=e, cwd=cwd, start_new_session=True)
+    return run
+
+
+def run_in_pty(paraf_bin, agent, *args, env=None, cwd=None, answer=None,
+        stdin_devnull=False, timeout=30):
+    """Runs `paraf --socket ... ARGS` in a new session whose controlling terminal is a new
+    pseudo-terminal, on its standard output and error (and input, unless stdin_devnull: then
+    /dev/null). answer: typed (with a newline) when the output ends with ": ". Returns (exit
+    status, the terminal's output, the terminal's /dev/pts path, whether echo was on when
+    answering)."""
+    e = dict(agent.env)
+    e.update(env or {})
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    argv = [str(paraf_bin), "--socket", agent.socket] + [str(a) for a in args]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin_devnull else slave,
+            stdout=slave, stderr=slave, env=e, cwd=cwd, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(1, termios.TIOCSCTTY, 0))
+    finally:
+        os.close(slave)
+    out, echo, sent = b"", None, False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if not r:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the last holder of the terminal closed it
+                break
+            if not chunk:
+                break
+            out += chunk
+            if answer is not None and not sent and out.endswith(b": "):
+                echo = bool(termios.tcgetattr(master)[3] & termios.ECHO)
+                os.write(master, answer.encode() + b"\n")
+                sent = True
+        status = proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return status, out.decode(errors="replace"), name, echo
+
+
 @pytest.mark.parametrize("kind,digest", [("rsa", "sha256"), ("ec", "sha384"), ("rsa", "sha512")])
-def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_paraf, tmp_path):
-    """`paraf sign` (format cms): one FILE.p7s per file, mode 0644, DER CMS that
+def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_detached, run_paraf,
+        tmp_path):
+    """`paraf sign` (format cms) of an individual certificate, no PIN given to paraf (R2):
+    paraf says to look at the PIN dialog, parafd asks in its dialog once for the whole batch,
+    listing each file (R1); one FILE.p7s per file, mode 0644, DER CMS that
     `openssl cms -verify -binary -content FILE` accepts; one line printed per file; no
     temporary files left. `paraf verify` then reports VALID with signer, issuer, serial,
     signing time, integrity and trust (R11)."""
@@ -332,9 +486,14 @@ def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_paraf,
     files = [write(docs / "surat.pdf", os.urandom(300_000)),
         write(docs / "lampiran satu.txt", "isi lampiran\n"),
         write(docs / "empty", b"")]
-    pf = pin_file(tmp_path, ident.pin)
-    r = expect(run_paraf(agent, "sign", "--cert", ident.cert_id[:8], "--digest", digest,
-        "--pin-file", pf, *files), EXIT_OK)
+    r = expect(run_detached(agent, "sign", "--cert", ident.cert_id[:8], "--digest", digest,
+        *files), EXIT_OK)
+    assert r.stderr.splitlines() == [DIALOG_LINE], r.stderr
+    (dialog,) = agent.pinentry.dialogs()
+    assert dialog["getpin"] and "Dokumen (3):" in dialog["description"], dialog
+    for f in files:
+        assert f"  {f.name}  {digest} " in dialog["description"], dialog["description"]
+    assert "ttyname" not in dialog["options"], "a terminal was named without one"
     assert len(r.stdout.splitlines()) == len(files), r.stdout
     assert sorted(os.listdir(docs)) == sorted([f.name for f in files] +
         [f.name + ".p7s" for f in files]), os.listdir(docs)
@@ -371,157 +530,192 @@ def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_paraf,
 
 @pytest.mark.parametrize("kind,pad", [("rsa", None), ("rsa", "pss"), ("ec", None)],
     ids=["rsa-pkcs1", "rsa-pss", "ecdsa"])
-def test_sign_raw(kind, pad, ca, token, agent_factory, run_paraf, tmp_path):
+def test_sign_raw(kind, pad, ca, token, agent_factory, run_detached, tmp_path):
     """`paraf sign --format raw`: FILE.sig holds the bare signature over the file's digest
     (checked with python3-cryptography)."""
     ident = token.enroll(ca, kind=kind)
     agent = agent_factory()
     f = write(tmp_path / "nota.txt", os.urandom(70_000))  # more than one 64 KiB read
     args = ["--padding", pad] if pad else []
-    expect(run_paraf(agent, "sign", "--cert", ident.cert_id, "--format", "raw",
-        "--digest", "sha512", *args, "--pin-file", pin_file(tmp_path, ident.pin), f), EXIT_OK)
+    expect(run_detached(agent, "sign", "--cert", ident.cert_id, "--format", "raw",
+        "--digest", "sha512", *args, f), EXIT_OK)
     sig = Path(str(f) + ".sig").read_bytes()
     pki.verify_raw(ident.public_key, sig, pki.digest(f.read_bytes(), "sha512"), "sha512",
         pad or "pkcs1")
 
 
-def test_sign_cert_id_forms(ca, token, agent_factory, run_paraf, tmp_path):
+def test_sign_cert_id_forms(ca, token, agent_factory, run_detached, tmp_path):
     """--cert takes the full 64-hex id, or a prefix of at least 8 hex digits, in either case;
     a prefix that matches nothing is a clear error (exit 4) and nothing is written."""
     ident = token.enroll(ca, kind="ec")
     agent = agent_factory()
-    pf = pin_file(tmp_path, ident.pin)
     for i, cert in enumerate((ident.cert_id, ident.cert_id[:8].upper(), ident.cert_id[:20])):
         f = write(tmp_path / f"doc{i}", b"x")
-        expect(run_paraf(agent, "sign", "--cert", cert, "--pin-file", pf, f), EXIT_OK)
+        expect(run_detached(agent, "sign", "--cert", cert, f), EXIT_OK)
     other = "0123456789abcdef"
     if ident.cert_id.startswith(other[:8]):
         other = "fedcba9876543210"
     f = write(tmp_path / "unknown", b"x")
-    expect(run_paraf(agent, "sign", "--cert", other, "--pin-file", pf, f), EXIT_AGENT,
+    expect(run_detached(agent, "sign", "--cert", other, f), EXIT_AGENT,
         rf"no certificate .*'{other}'")
     assert not Path(str(f) + ".p7s").exists()
 
 
-def test_sign_refuses_existing_output_before_asking(ca, token, agent_factory, run_paraf,
+def test_sign_refuses_existing_output_before_asking(ca, token, agent_factory, run_detached,
         tmp_path):
-    """An existing output is refused (exit 5) before the agent is asked: with a WRONG PIN the
-    exit status is still 5, not the agent's 4, and no output of the batch is written.
-    --force replaces it atomically."""
+    """An existing output is refused (exit 5) before the agent is asked: no PIN dialog is
+    shown (the dialog would answer a WRONG PIN here), no output of the batch is written, and
+    the token's retry counter is untouched. --force replaces it atomically."""
     ident = token.enroll(ca, kind="ec")
-    agent = agent_factory()
+    agent = agent_factory(pin="999999")
     a, b = write(tmp_path / "a.txt", b"a"), write(tmp_path / "b.txt", b"b")
     old = write(tmp_path / "b.txt.p7s", b"old")
-    bad = pin_file(tmp_path, "999999", "badpin")
-    expect(run_paraf(agent, "sign", "--cert", ident.cert_id, "--pin-file", bad, a, b),
-        EXIT_LOCAL, r"b\.txt\.p7s' exists")
+    expect(run_detached(agent, "sign", "--cert", ident.cert_id, a, b), EXIT_LOCAL,
+        r"b\.txt\.p7s' exists")
     assert old.read_bytes() == b"old" and not Path(str(a) + ".p7s").exists()
-    # and the token's retry counter was not touched: the agent never saw the wrong PIN
+    assert agent.pinentry.dialogs() == [] and agent.audit() == []
     toks = agent.result("tokens.list")["tokens"]
     assert not any(t["pin_status"]["count_low"] for t in toks), toks
 
-    good = pin_file(tmp_path, ident.pin)
-    expect(run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file", good,
-        a, b), EXIT_OK)
+    agent.pinentry.configure(pin=ident.pin)
+    expect(run_detached(agent, "sign", "--force", "--cert", ident.cert_id, a, b), EXIT_OK)
     assert openssl_verify(old, b, ca.cert_path).returncode == 0
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == [], "temporary file left"
 
 
-def test_sign_wrong_pin(ca, token, agent_factory, run_paraf, tmp_path):
-    """A wrong PIN: exit 4 with the agent's reason (`sign refused: pin-incorrect`) and field;
-    nothing written."""
+def test_sign_wrong_pin(ca, token, agent_factory, run_detached, tmp_path):
+    """A wrong PIN typed in the dialog: exit 4 with the agent's reason
+    (`sign refused: pin-incorrect`); nothing written."""
     ident = token.enroll(ca, kind="rsa")
-    agent = agent_factory()
+    agent = agent_factory(pin="0000")
     f = write(tmp_path / "doc.txt", b"x")
-    r = run_paraf(agent, "sign", "--cert", ident.cert_id, "--pin-file",
-        pin_file(tmp_path, "0000"), f)
+    r = run_detached(agent, "sign", "--cert", ident.cert_id, f)
     expect(r, EXIT_AGENT, r"paraf: sign refused: pin-incorrect \(")
+    assert len(agent.pinentry.dialogs()) == 1
     assert not Path(str(f) + ".p7s").exists()
 
 
-def test_sign_pin_sources(ca, token_factory, agent_factory, run_paraf, tmp_path):
-    """R2: the PIN comes from --pin-file (first line; "\\n" or "\\r\\n" removed; later lines
-    ignored) or the terminal, never from the environment; without a terminal and without
-    --pin-file, sign fails with a clear message (exit 2) before asking the agent. A PIN with
-    JSON's special characters reaches the token intact (the CLI escapes it itself)."""
+def test_sign_dialog_cancelled(ca, token, agent_factory, run_detached, tmp_path):
+    """The official cancels the PIN dialog: exit 4 (`sign refused: pin-cancelled`); nothing
+    written."""
+    ident = token.enroll(ca, kind="ec")
+    agent = agent_factory(pinentry={"action": "cancel"})
+    f = write(tmp_path / "doc.txt", b"x")
+    expect(run_detached(agent, "sign", "--cert", ident.cert_id, f), EXIT_AGENT,
+        r"sign refused: pin-cancelled")
+    assert not Path(str(f) + ".p7s").exists()
+
+
+def test_sign_pin_file_refused_for_individual(ca, token, agent_factory, run_detached,
+        tmp_path):
+    """R2: the PIN of an individual (or jabatan) certificate is typed in the agent's trusted
+    dialog only. --pin-file for one is refused (exit 2) before anything is sent: no sign
+    request reaches the agent (no audit record, no dialog), and the PIN file is not even read
+    (an unreadable one gives the same refusal)."""
+    ind = token.enroll(ca, kind="ec")
+    jab = token.enroll(ca, kind="ec", cert_type="position", common_name="Kepala Bidang")
+    agent = agent_factory()
+    f = write(tmp_path / "doc.txt", b"x")
+    for ident, typ in ((ind, "an individual"), (jab, "a jabatan")):
+        for pf in (pin_file(tmp_path, ident.pin), tmp_path / "no-such-pin-file"):
+            r = run_detached(agent, "sign", "--cert", ident.cert_id, "--pin-file", pf, f)
+            expect(r, EXIT_USAGE, rf"^paraf: the PIN of {typ} certificate is given in the "
+                r"trusted PIN dialog, not on the command line \(R2\)$")
+            assert DIALOG_LINE not in r.stderr and "cannot read" not in r.stderr
+    assert agent.audit() == [] and agent.pinentry.dialogs() == []
+    assert not Path(str(f) + ".p7s").exists()
+
+
+def test_sign_pin_sources_system(ca, token_factory, agent_factory, run_detached, tmp_path):
+    """R2: for a certificate type the agent lists in pin_parameter_types (system, by default)
+    paraf reads the PIN: from --pin-file (first line; "\\n" or "\\r\\n" removed; later lines
+    ignored), never from the environment; a PIN with JSON's special characters reaches the
+    token intact (the CLI escapes it itself), and no dialog is shown. Without a terminal and
+    without --pin-file, paraf sends no PIN and the agent asks in its dialog."""
     pin = 'a"b\\c/d é'
     tok = token_factory("Token Khusus", pin=pin)
-    ident = tok.enroll(ca, kind="ec")
+    ident = tok.enroll(ca, kind="ec", cert_type="system", common_name="Server Surat")
     agent = agent_factory()
+    assert agent.result("agent.status")["pin_parameter_types"] == ["system"]
     f = write(tmp_path / "doc.txt", b"x")
     for i, (content, ending) in enumerate(((pin, "\n"), (pin, "\r\n"), (pin, ""),
             (pin, "\nsecond line\n"))):
         pf = pin_file(tmp_path, content, f"pin{i}", ending)
-        expect(run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file", pf,
-            f), EXIT_OK)
+        r = expect(run_detached(agent, "sign", "--force", "--cert", ident.cert_id,
+            "--pin-file", pf, f), EXIT_OK)
+        assert DIALOG_LINE not in r.stderr, r.stderr
+    assert agent.pinentry.dialogs() == []
 
-    r = run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, f, input=pin + "\n",
-        env={"PARAF_PIN": pin, "PIN": pin})
-    expect(r, EXIT_USAGE, r"not a terminal.*--pin-file")
+    r = run_detached(agent, "sign", "--force", "--cert", ident.cert_id, f, input=pin + "\n",
+        env={"PARAF_PIN": "wrong", "PIN": "wrong"})
+    expect(r, EXIT_OK)
+    assert DIALOG_LINE in r.stderr
+    assert len(agent.pinentry.dialogs()) == 1
 
-    expect(run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
+    expect(run_detached(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
         pin_file(tmp_path, "", "empty"), f), EXIT_LOCAL, r"PIN file '.*empty' is empty")
-    expect(run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
+    expect(run_detached(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
         pin_file(tmp_path, "1" * 300, "long"), f), EXIT_LOCAL, r"longer than 256")
-    expect(run_paraf(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
+    expect(run_detached(agent, "sign", "--force", "--cert", ident.cert_id, "--pin-file",
         tmp_path / "missing", f), EXIT_LOCAL, r"cannot read PIN file")
 
 
-def test_sign_pin_prompt_on_terminal(ca, token, agent_factory, paraf_bin, tmp_path):
-    """R2: on a terminal the PIN is asked as `PIN for <subject CN>: ` with echo off, and the
-    typed PIN signs."""
-    ident = token.enroll(ca, kind="ec")
+def test_sign_pin_prompt_on_terminal_system(ca, token, agent_factory, paraf_bin, tmp_path):
+    """R2: for a system certificate on a terminal the PIN is asked as `PIN for <subject CN>: `
+    with echo off, and the typed PIN signs; no dialog is shown."""
+    ident = token.enroll(ca, kind="ec", cert_type="system", common_name="Server Surat")
     agent = agent_factory()
     f = write(tmp_path / "doc.txt", b"x")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(tmp_path)
-        os.execve(str(paraf_bin), [str(paraf_bin), "--socket", agent.socket, "sign", "--cert",
-            ident.cert_id, "doc.txt"], agent.env)
-    out, echo, sent = b"", None, False
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.1)
-            if not r:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if not sent and out.endswith(b": "):
-                echo = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
-                os.write(fd, ident.pin.encode() + b"\n")
-                sent = True
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    text = out.decode(errors="replace")
+    status, text, _, echo = run_in_pty(paraf_bin, agent, "sign", "--cert", ident.cert_id,
+        "doc.txt", cwd=tmp_path, answer=ident.pin)
     prompt = f"PIN for {cn(ident.cert)}: "
     assert prompt in text, text
     assert echo is False, "echo was on while the PIN was typed"
     assert text.split(prompt, 1)[1].startswith("\r\n"), f"the PIN was echoed: {text!r}"
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert status == 0, text
+    assert agent.pinentry.dialogs() == []
     assert openssl_verify(Path(str(f) + ".p7s"), f, ca.cert_path).returncode == 0
 
 
-def test_sign_batch_500_and_limit(ca, token, agent_factory, run_paraf, tmp_path):
-    """R1: one `sign` request, one PIN, for 500 files; 501 files are refused before the agent
-    is contacted (exit 2 even with an unreachable socket)."""
+@pytest.mark.parametrize("stdin_devnull", [False, True], ids=["stdin-tty", "stdin-devnull"])
+def test_sign_dialog_on_terminal(stdin_devnull, ca, token, agent_factory, paraf_bin,
+        tmp_path):
+    """R1, R2: on a terminal, paraf asks for no PIN itself for an individual certificate: it
+    says to look at the PIN dialog and sends the terminal's real path (`tty`: /dev/pts/N, not
+    /dev/tty, also when standard input is not the terminal) and $TERM (`tty_type`), which
+    parafd checks and hands to its pinentry (OPTION ttyname, ttytype)."""
+    ident = token.enroll(ca, kind="ec")
+    agent = agent_factory()
+    f = write(tmp_path / "doc.txt", b"x")
+    status, text, slave, _ = run_in_pty(paraf_bin, agent, "sign", "--cert", ident.cert_id,
+        "doc.txt", cwd=tmp_path, env={"TERM": "xterm-paraf"}, stdin_devnull=stdin_devnull)
+    assert status == 0, text
+    assert DIALOG_LINE in text and "PIN for" not in text, text
+    assert slave and re.fullmatch(r"/dev/pts/\d+", slave), slave
+    (dialog,) = agent.pinentry.dialogs()
+    assert dialog["options"].get("ttyname") == slave, dialog["options"]
+    assert dialog["options"].get("ttytype") == "xterm-paraf", dialog["options"]
+    (rec,) = [a for a in agent.audit() if a.get("method") == "sign"]
+    assert rec["verdict"] == "allow", rec
+    assert openssl_verify(Path(str(f) + ".p7s"), f, ca.cert_path).returncode == 0
+
+
+def test_sign_batch_500_and_limit(ca, token, agent_factory, run_detached, tmp_path):
+    """R1: one `sign` request, one PIN dialog, for 500 files; 501 files are refused before
+    the agent is contacted (exit 2 even with an unreachable socket)."""
     ident = token.enroll(ca, kind="ec")
     agent = agent_factory()
     d = tmp_path / "batch"
     files = [write(d / f"surat-{i:03}.txt", f"surat nomor {i}\n") for i in range(500)]
-    r = expect(run_paraf(agent, "sign", "--cert", ident.cert_id, "--pin-file",
-        pin_file(tmp_path, ident.pin), *[f.name for f in files], cwd=d), EXIT_OK)
+    r = expect(run_detached(agent, "sign", "--cert", ident.cert_id,
+        *[f.name for f in files], cwd=d), EXIT_OK)
     assert len(r.stdout.splitlines()) == 500
+    (dialog,) = agent.pinentry.dialogs()
+    assert "Dokumen (500):" in dialog["description"], dialog["description"]
     for f in files[::97]:
         assert openssl_verify(Path(str(f) + ".p7s"), f, ca.cert_path).returncode == 0
     extra = write(d / "surat-500.txt", b"x")
-    r = run_paraf(None, "--socket", tmp_path / "none.sock", "sign", "--force", "--cert",
+    r = run_detached(None, "--socket", tmp_path / "none.sock", "sign", "--force", "--cert",
         ident.cert_id, *[f.name for f in files], extra.name, cwd=d)
     expect(r, EXIT_USAGE, r"501 files given, at most 500")
 
@@ -541,20 +735,50 @@ def test_sign_local_refusals_before_agent(run_paraf, tmp_path):
     assert "\x1b" not in r.stderr, "a control character reached the terminal"
 
 
-def test_sign_agent_refusals(ca, token, agent_factory, run_paraf, tmp_path):
-    """The agent's reason, field and rule are printed with exit 4: here pin-parameter-refused
-    (rule R2) from an agent that takes no PIN from clients; without --pin-file the CLI then
-    asks for no PIN and sends none."""
+def test_sign_policy_refusals(ca, token, agent_factory, run_detached, tmp_path):
+    """The agent's policy decides and paraf prints its decision plainly, exit 4, nothing
+    written, no PIN dialog shown: `paraf: sign refused by policy: <message> (reason <reason>,
+    rule <rule>)` — a usage the type may not sign for (R6), a certificate not registered to
+    anyone (R1), one revoked in the local list (R8), one expired (R7), one that chains to no
+    trust anchor (no rule); one registered to another account (R1)."""
     ident = token.enroll(ca, kind="ec")
-    agent = agent_factory(config="[agent]\nallow_pin_parameter = no\n")
+    old = token.enroll(ca, kind="ec", common_name="Sertifikat Lama",
+        not_before=pki.utcnow() - datetime.timedelta(days=800),
+        not_after=pki.utcnow() - datetime.timedelta(days=70))
+    other = pki.CA(tmp_path / "other", kind="ec", name="Other CA")
+    alien = token.enroll(other, kind="ec", common_name="Dari CA Lain")
+    agent = agent_factory()
     f = write(tmp_path / "doc.txt", b"x")
-    r = run_paraf(agent, "sign", "--cert", ident.cert_id, "--pin-file",
-        pin_file(tmp_path, ident.pin), f)
-    expect(r, EXIT_AGENT, r"sign refused: pin-parameter-refused \(.*rule R2")
-    # without --pin-file the CLI does not ask for a PIN the agent would refuse: it sends none
-    r = run_paraf(agent, "sign", "--cert", ident.cert_id, f)
-    expect(r, EXIT_AGENT, r"sign refused: pin-required")
-    assert not Path(str(f) + ".p7s").exists()
+    other_account = next((p.pw_name for p in pwd.getpwall() if p.pw_uid != os.getuid()),
+        None)
+    if other_account is None:
+        pytest.skip("no second account on this machine for the not-owner refusal")
+
+    # the certificate's own policy OID says its type (R5), so an unregistered one is
+    # refused for want of an owner (R1)
+    agent.policy.add_policy(f"[types]\nindividual = {pki.CERT_TYPE_OIDS['individual']}\n")
+
+    def refused(cert, reason, rule, *args):
+        r = run_detached(agent, "sign", "--cert", cert.cert_id, *args, f)
+        tail = rf"\(reason {reason}, rule {rule}\)$" if rule else rf"\(reason {reason}\)$"
+        expect(r, EXIT_AGENT, rf"(?m)^paraf: sign refused by policy: \S.* {tail}")
+        assert not Path(str(f) + ".p7s").exists()
+        return r
+
+    r = refused(ident, "usage-not-allowed", "R6", "--usage", "tls-server")
+    assert "tls-server" in r.stderr
+    refused(old, "expired", "R7")
+    refused(alien, "untrusted", None)
+    agent.policy.unregister(ident)
+    refused(ident, "unregistered", "R1")
+    agent.policy.register(ident, account=other_account)
+    r = refused(ident, "not-owner", "R1")
+    assert other_account in r.stderr
+    agent.policy.register(ident)
+    agent.policy.revoke(ident, reason="left-post")
+    refused(ident, "revoked", "R8")
+    assert agent.pinentry.dialogs() == []
+    assert [a["verdict"] for a in agent.audit()] == ["deny"] * 6
 
 
 # --- verify ---------------------------------------------------------------------------------------
@@ -731,11 +955,15 @@ def test_agent_answers_checked(fake_agent, run_paraf):
         assert isinstance(req["id"], int)
 
 
-def _fake_cert_entry(ca, tmp_path, name="Dewi Lestari"):
+def _fake_cert_entry(ca, tmp_path, name="Dewi Lestari", type="system"):
     key = ec.generate_private_key(ec.SECP256R1())
     cert = ca.issue(key.public_key(), name)
     der = cert.public_bytes(serialization.Encoding.DER)
-    entry = {"id": pki.cert_id(der), "token": "00112233aabbccdd",
+    entry = {"id": pki.cert_id(der), "token": "00112233aabbccdd", "key_id": "01", "label": name,
+        "type": type, "owner": {"account": "dewi", "name": name, "nip": None, "position": None,
+            "unit": None},
+        "allowed_usages": ["signature"], "status": "valid", "status_reason": None,
+        "days_left": 729,
         "subject": pki.rfc2253(cert.subject), "issuer": pki.rfc2253(cert.issuer),
         "serial": format(cert.serial_number, "x"), "not_before": pki.iso(cert.not_valid_before),
         "not_after": pki.iso(cert.not_valid_after),
@@ -745,20 +973,28 @@ def _fake_cert_entry(ca, tmp_path, name="Dewi Lestari"):
     return key, cert, entry
 
 
-def test_sign_request_and_answer_checked(fake_agent, ca, run_paraf, tmp_path):
+def _fake_status(entry, **fields):
+    status = {"version": "0.1.0", "uptime_seconds": 1, "pid": 1, "tokens_present": 1,
+        "tokens": [entry["token"]], "helper": {"running": True, "pid": 2, "restarts": 0},
+        "clients": 1, "policy": {"directory": "/etc/paraf", "valid": True, "error": None,
+            "test_mode": False, "owners": 1, "revoked": 0},
+        "pin_parameter_types": ["system"], "pinentry": "/usr/bin/pinentry", "logind": True}
+    status.update(fields)
+    return status
+
+
+def test_sign_request_and_answer_checked(fake_agent, ca, run_detached, tmp_path):
     """What `paraf sign` sends (one request: full certificate id, usage, format, digest
-    algorithm, documents named by basename with the files' digests, and the PIN exactly as in
-    the PIN file, escaped by the CLI) and what it accepts back: a signature that does not
-    verify over the file's digest with the certificate, names out of order, or a certificate
-    whose id is not its SHA-256 are refused (exit 4) and nothing is written. An error about
-    documents[i] says which FILE that is."""
+    algorithm, documents named by basename with the files' digests; for a system certificate
+    the PIN exactly as in the PIN file, escaped by the CLI, and no dialog place) and what it
+    accepts back: a signature that does not verify over the file's digest with the
+    certificate, names out of order, or a certificate whose id is not its SHA-256 are refused
+    (exit 4) and nothing is written. An error about documents[i] says which FILE that is."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import utils
 
     key, cert, entry = _fake_cert_entry(ca, tmp_path)
-    status = {"version": "0.1.0", "uptime_seconds": 1, "pid": 1, "tokens_present": 1,
-        "tokens": [entry["token"]], "helper": {"running": True, "pid": 2, "restarts": 0},
-        "pin_parameter": True}
+    status = _fake_status(entry)
     pin = 'x"\\y\té'.replace("\t", "")  # a quote, a backslash, non-ASCII
     docs = tmp_path / "docs"
     a = write(docs / "a.txt", os.urandom(100_000))
@@ -798,8 +1034,11 @@ def test_sign_request_and_answer_checked(fake_agent, ca, run_paraf, tmp_path):
     pf = pin_file(tmp_path, pin)
     args = ("--socket", agent.path, "sign", "--format", "raw", "--cert", entry["id"][:12],
         "--pin-file", pf, a, b)
+    place = {"DISPLAY": ":7", "XAUTHORITY": "/run/user/1000/xauth", "TERM": "xterm",
+        "WAYLAND_DISPLAY": "wayland-9"}
 
-    expect(run_paraf(None, *args), EXIT_OK)
+    r = expect(run_detached(None, *args, env=place), EXIT_OK)
+    assert DIALOG_LINE not in r.stderr
     (sign_line,) = [l for l in agent.requests if b'"sign"' in l]
     req = json.loads(sign_line)
     assert req["params"] == {"certificate": entry["id"], "usage": "signature", "format": "raw",
@@ -817,9 +1056,80 @@ def test_sign_request_and_answer_checked(fake_agent, ca, run_paraf, tmp_path):
                 r"documents\[1\] is '.*other/b\.txt'")):
         mode.clear()
         mode[m] = True
-        expect(run_paraf(None, *args), EXIT_AGENT, pattern)
+        expect(run_detached(None, *args), EXIT_AGENT, pattern)
         assert not Path(str(a) + ".sig").exists() and not Path(str(b) + ".sig").exists()
 
     mode.clear()
     mode["entry"] = dict(entry, id=entry["id"][:12] + "0" * 52)
-    expect(run_paraf(None, *args), EXIT_AGENT, r"does not match its id")
+    expect(run_detached(None, *args), EXIT_AGENT, r"does not match its id")
+
+
+def test_sign_request_dialog_place(fake_agent, ca, run_detached, tmp_path):
+    """R1, R2: for a certificate type the agent takes no PIN for (individual here, and any
+    type when agent.status does not list pin_parameter_types) paraf sends no PIN and says
+    where the dialog must appear: `display`, `xauthority`, `wayland_display` from the
+    environment, each only when set, and no `tty` or `tty_type` without a terminal. With
+    --json the answer alone is on standard output. A --pin-file is refused before any sign
+    request is sent."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    key, cert, entry = _fake_cert_entry(ca, tmp_path, type="individual")
+    state = {"status": _fake_status(entry)}
+
+    def reply(line):
+        req = json.loads(line)
+        if req["method"] == "agent.status":
+            res = state["status"]
+        elif req["method"] == "certificates.list":
+            res = {"certificates": [state.get("entry", entry)]}
+        else:
+            p = req["params"]
+            res = {"certificate": p["certificate"], "signatures": [{"name": d["name"],
+                "signature": pki.b64(key.sign(base64.b64decode(d["digest"]),
+                    ec.ECDSA(utils.Prehashed(hashes.SHA256()))))} for d in p["documents"]]}
+        return _answer({"jsonrpc": "2.0", "id": req["id"], "result": res})
+
+    agent = fake_agent(reply)
+    f = write(tmp_path / "doc.txt", b"x")
+    args = ("--socket", agent.path, "sign", "--format", "raw", "--force", "--cert", entry["id"])
+
+    def sign_params():
+        lines = [json.loads(l) for l in agent.requests if b'"sign"' in l]
+        agent.requests.clear()
+        return [l["params"] for l in lines]
+
+    env = {"DISPLAY": ":7", "XAUTHORITY": "/run/user/1000/xauth", "TERM": "xterm",
+        "WAYLAND_DISPLAY": "wayland-9"}
+    r = expect(run_detached(None, *args, "--json", f, env=env), EXIT_OK)
+    assert r.stderr.splitlines() == [DIALOG_LINE], r.stderr
+    assert json.loads(r.stdout)["certificate"] == entry["id"]
+    (p,) = sign_params()
+    assert "pin" not in p and "tty" not in p and "tty_type" not in p, p
+    assert (p["display"], p["xauthority"], p["wayland_display"]) == \
+        (":7", "/run/user/1000/xauth", "wayland-9"), p
+
+    # unset or empty: not sent; longer than a sign parameter may be: left out with a warning
+    r = expect(run_detached(None, *args, f, env={"DISPLAY": "", "XAUTHORITY": "/x" * 200}),
+        EXIT_OK)
+    assert "$XAUTHORITY is longer than 255 bytes" in r.stderr, r.stderr
+    (p,) = sign_params()
+    assert not {"display", "xauthority", "wayland_display", "pin"} & set(p), p
+
+    pf = pin_file(tmp_path, "1234")
+    expect(run_detached(None, *args, "--pin-file", pf, f), EXIT_USAGE,
+        r"the PIN of an individual certificate is given in the trusted PIN dialog")
+    assert sign_params() == []
+    # an agent that lists no types takes no PIN from clients: none is sent, even for system
+    state["entry"] = dict(entry, type="system")
+    del state["status"]["pin_parameter_types"]
+    expect(run_detached(None, *args, "--pin-file", pf, f), EXIT_USAGE,
+        r"the PIN of a system certificate is given in the trusted PIN dialog")
+    assert sign_params() == []
+    expect(run_detached(None, *args, f), EXIT_OK)
+    (p,) = sign_params()
+    assert "pin" not in p, p
+    # and a certificate without a type (unregistered): no PIN either
+    state["entry"] = dict(entry, type=None)
+    expect(run_detached(None, *args, "--pin-file", pf, f), EXIT_USAGE,
+        r"the PIN of a certificate without a registered type is given in the trusted PIN")
