@@ -406,7 +406,16 @@ test_pin_exact(void **state)
 	assert_non_null(fp);
 	assert_int_equal(fread(sig, 1, sizeof(sig) - 1, fp) > 0, 1);
 	fclose(fp);
-	assert_string_equal(sig, "SigIgn:\t0000000000000000\n");
+	{
+		/* Signals 32 and 33 (below SIGRTMIN) are glibc's own: sigaction() refuses to touch
+		 * them, so an ignored one inherited from whoever started the test stays ignored. */
+		unsigned long long ign = 0;
+		assert_int_equal(sscanf(sig, "SigIgn:\t%llx", &ign), 1);
+		for (int s32 = 32; s32 < SIGRTMIN; s32++)
+			ign &= ~(1ULL << (s32 - 1));
+		if (ign)
+			fail_msg("the dialog inherited ignored signals: %s", sig);
+	}
 	json_object_put(rec);
 
 	/* The conversation ended with BYE. */
