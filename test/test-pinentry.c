@@ -435,8 +435,9 @@ test_pin_exact(void **state)
 	assert_reaped(f, pid);
 	rec = log_dialog(f, 1);
 	assert_string_equal(str(rec, "sigblk"), "0000000000000000");
+	/* Less glibc's own 32 and 33, which no one but the kernel can reset (see above). */
 	assert_int_equal(strtoull(str(rec, "sigign"), NULL, 16) &
-		~(1ULL << (SIGPIPE - 1) | 1ULL << (SIGXFSZ - 1)), 0);
+		~(1ULL << (SIGPIPE - 1) | 1ULL << (SIGXFSZ - 1) | 1ULL << 31 | 1ULL << 32), 0);
 	assert_int_equal(json_object_array_length(member(rec, "extra_args")), 0);
 	assert_string_equal(json_object_to_json_string_ext(member(rec, "fds"),
 		JSON_C_TO_STRING_PLAIN), "[\"0\",\"1\",\"2\"]");
