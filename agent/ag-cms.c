@@ -135,9 +135,9 @@ out:
 }
 
 int
-ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, const uint8_t *digest,
-	size_t digest_len, time_t signing_time, struct ag_cms **ret, uint8_t *ret_tbs,
-	size_t *ret_tbs_len)
+ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, enum ag_cms_profile profile,
+	const uint8_t *digest, size_t digest_len, time_t signing_time, struct ag_cms **ret,
+	uint8_t *ret_tbs, size_t *ret_tbs_len)
 {
 	struct ag_cms *c = calloc(1, sizeof(*c));
 	EVP_PKEY *pub = X509_get0_pubkey(cert);
@@ -166,7 +166,8 @@ ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, const uint8_t *digest,
 		goto fail;
 	if (!CMS_signed_add1_attr_by_NID(c->si, NID_pkcs9_contentType, V_ASN1_OBJECT,
 		    OBJ_nid2obj(NID_pkcs7_data), -1) ||
-	    !CMS_signed_add1_attr_by_NID(c->si, NID_pkcs9_signingTime, t->type, t, -1) ||
+	    (profile == AG_CMS_CADES &&
+		    !CMS_signed_add1_attr_by_NID(c->si, NID_pkcs9_signingTime, t->type, t, -1)) ||
 	    !CMS_signed_add1_attr_by_NID(c->si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING,
 		    digest, (int)digest_len))
 		goto fail;

@@ -26,6 +26,7 @@ struct sign_params {
 	int format;           /* 1 cms, 2 raw */
 	int digest_algorithm; /* enum tok_hash */
 	int padding;          /* 0 absent, 1 pkcs1, 2 pss */
+	int profile;          /* 0 absent (cades), 1 cades, 2 pades */
 	struct sign_doc *documents;
 	size_t n_documents;
 	struct pf_secret *pin;

@@ -41,6 +41,8 @@ enum { PADDING_PKCS1 = 1, PADDING_PSS = 2 };
 static const char *const format_values[] = { "cms", "raw", NULL };
 static const char *const digest_values[] = { "sha256", "sha384", "sha512", NULL };
 static const char *const padding_values[] = { "pkcs1", "pss", NULL };
+static const char *const profile_values[] = { "cades", "pades", NULL };
+enum { PROFILE_CADES = 1, PROFILE_PADES = 2 };
 
 static const struct ag_field sign_doc_fields[] = {
 	{ "name", AG_F_STRING, AG_F_REQUIRED | AG_F_DISPLAYED, offsetof(struct sign_doc, name), 0,
@@ -72,6 +74,9 @@ const struct ag_field ag_sign_fields[] = {
 		.description = "the documents one PIN authorises, and nothing after them" },
 	{ "padding", AG_F_ENUM, 0, offsetof(struct sign_params, padding), .values = padding_values,
 		.description = "RSA keys only: pkcs1 (default) or pss" },
+	{ "profile", AG_F_ENUM, 0, offsetof(struct sign_params, profile), .values = profile_values,
+		.description = "format cms only: cades (default; with signingTime) or pades (no "
+			       "signingTime: the PDF's /M carries the time)" },
 	{ "pin", AG_F_SECRET, 0, offsetof(struct sign_params, pin), 0, 1, PF_SECRET_MAX,
 		.description = "the PIN, only for certificate types the policy lists (default: system)" },
 	LOCATION(tty, "the caller's terminal for a text PIN dialog, e.g. /dev/pts/3"),
@@ -343,7 +348,7 @@ sign_submit(struct sign_state *st)
 			break;
 		}
 		r = ag_cms_new(st->cert, st->md, p->padding == PADDING_PSS ? AG_PAD_PSS : AG_PAD_PKCS1,
-			p->documents[i].digest.p, p->documents[i].digest.n, now, &st->cms[i],
+			p->profile == PROFILE_PADES ? AG_CMS_PADES : AG_CMS_CADES, p->documents[i].digest.p, p->documents[i].digest.n, now, &st->cms[i],
 			req.digests[i].p, &req.digests[i].n);
 		if (r < 0)
 			break;
@@ -756,6 +761,11 @@ ag_sign(struct ag_call *call)
 	struct sign_params *p = call->params;
 	size_t want = tok_hash_len((uint32_t)p->digest_algorithm);
 
+	if (p->profile && p->format != FORMAT_CMS) {
+		ag_call_fail_msg(call, AG_ERR_INVALID_PARAMS, "profile",
+			"'profile' applies to format cms only");
+		return;
+	}
 	for (size_t i = 0; i < p->n_documents; i++) {
 		if (p->documents[i].digest.n != want) {
 			struct ag_error err = {};

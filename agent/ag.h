@@ -170,10 +170,13 @@ char *ag_time_iso8601(time_t t);
 /* ag-cms.c: a CAdES-BES detached SignedData whose signature is made elsewhere. */
 struct ag_cms;
 enum ag_pad { AG_PAD_PKCS1, AG_PAD_PSS };
+/* CAdES-BES carries the claimed signing time as a signingTime attribute; PAdES baseline
+ * wants none (the time is the PDF signature dictionary's /M). */
+enum ag_cms_profile { AG_CMS_CADES, AG_CMS_PADES };
 /* Builds the signed attributes for a document digest and returns the hash to be signed. */
-int ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, const uint8_t *digest,
-	size_t digest_len, time_t signing_time, struct ag_cms **ret, uint8_t *ret_tbs,
-	size_t *ret_tbs_len);
+int ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, enum ag_cms_profile profile,
+	const uint8_t *digest, size_t digest_len, time_t signing_time, struct ag_cms **ret,
+	uint8_t *ret_tbs, size_t *ret_tbs_len);
 /* Puts the token's signature in (r || s for EC) and returns the DER of the ContentInfo. */
 int ag_cms_finish(struct ag_cms *c, const uint8_t *sig, size_t sig_len, uint8_t **ret_der,
 	size_t *ret_len);

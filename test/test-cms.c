@@ -73,7 +73,8 @@ token_sign(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad, const uint8_t *tbs, s
 }
 
 static void
-sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
+sign_and_verify_profile(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad,
+	enum ag_cms_profile profile)
 {
 	static const char doc[] = "Surat Keputusan Bupati\n";
 	X509 *x = self_signed(k);
@@ -90,7 +91,8 @@ sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
 	const ASN1_OBJECT *oid;
 
 	assert_true(EVP_Digest(doc, strlen(doc), digest, &dlen, md, NULL));
-	assert_int_equal(ag_cms_new(x, md, pad, digest, dlen, time(NULL), &c, tbs, &tbs_len), 0);
+	assert_int_equal(ag_cms_new(x, md, pad, profile, digest, dlen, time(NULL), &c, tbs,
+		&tbs_len), 0);
 	assert_int_equal(tbs_len, dlen);
 	sig_len = token_sign(k, md, pad, tbs, tbs_len, sig);
 	assert_int_equal(ag_cms_finish(c, sig, sig_len, &der, &der_len), 0);
@@ -108,7 +110,9 @@ sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
 	si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
 	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_contentType, -1) >= 0);
 	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_messageDigest, -1) >= 0);
-	assert_true(CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1) >= 0);
+	/* PAdES baseline: no signingTime (the PDF's /M carries the time). */
+	assert_int_equal(CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1) >= 0,
+		profile == AG_CMS_CADES);
 	assert_true(CMS_signed_get_attr_by_NID(si, NID_id_smime_aa_signingCertificateV2, -1) >= 0);
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &sig_alg);
 	X509_ALGOR_get0(&oid, NULL, NULL, sig_alg);
@@ -124,6 +128,21 @@ sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
 	X509_STORE_free(store);
 	X509_free(x);
 	free(der);
+}
+
+static void
+sign_and_verify(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad)
+{
+	sign_and_verify_profile(k, md, pad, AG_CMS_CADES);
+}
+
+static void
+test_pades_profile(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+
+	sign_and_verify_profile(k, EVP_sha256(), AG_PAD_PKCS1, AG_CMS_PADES);
+	EVP_PKEY_free(k);
 }
 
 static void
@@ -164,8 +183,8 @@ test_refusals(void **state)
 	struct ag_cms *c = NULL;
 
 	/* PSS with an EC key, and a digest whose length does not fit the algorithm. */
-	assert_true(ag_cms_new(x, EVP_sha256(), AG_PAD_PSS, d, 32, 0, &c, tbs, &n) < 0);
-	assert_true(ag_cms_new(x, EVP_sha384(), AG_PAD_PKCS1, d, 32, 0, &c, tbs, &n) < 0);
+	assert_true(ag_cms_new(x, EVP_sha256(), AG_PAD_PSS, AG_CMS_CADES, d, 32, 0, &c, tbs, &n) < 0);
+	assert_true(ag_cms_new(x, EVP_sha384(), AG_PAD_PKCS1, AG_CMS_CADES, d, 32, 0, &c, tbs, &n) < 0);
 	/* An r || s of odd length is not an ECDSA signature. */
 	{
 		uint8_t *der;
@@ -229,6 +248,7 @@ main(void)
 		cmocka_unit_test(test_rsa_pkcs1),
 		cmocka_unit_test(test_rsa_pss),
 		cmocka_unit_test(test_ecdsa),
+		cmocka_unit_test(test_pades_profile),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_cert_describe),
 		cmocka_unit_test(test_base64),

@@ -558,7 +558,7 @@ def test_rpc_discover_matches_protocol_doc(agent):
             "dialog-location-refused", "policy-invalid"):
         assert reason in sign_errors, f"sign's errors in rpc.discover lack {reason}"
 
-    optional = ("padding", "pin", "tty", "tty_type", "display", "xauthority",
+    optional = ("padding", "profile", "pin", "tty", "tty_type", "display", "xauthority",
         "wayland_display")
     params = {p["name"]: p for p in methods["sign"]["params"]}
     assert set(params) == {"certificate", "usage", "format", "digest_algorithm", "documents",
@@ -675,6 +675,9 @@ def bad_request_cases(rsa, ec_ident, bad_key, no_key):
         ("digest_algorithm md5", _req(params=sp(digest_algorithm="md5")), P,
             "digest_algorithm", None),
         ("padding unknown", _req(params=sp(padding="oaep")), P, "padding", None),
+        ("profile with raw format", _req(params=sp(format="raw", profile="pades")), P, "profile",
+            None),
+        ("profile unknown", _req(params=sp(profile="xades")), P, "profile", None),
         ("pin not a string", _req(params=sp(pin=1234)), P, "pin", None),
         ("certificate not hex", _req(params=sp(certificate="z" * 64)), P, "certificate", None),
         ("certificate 63 hex digits", _req(params=sp(certificate="a" * 63)), P, "certificate",
