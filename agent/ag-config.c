@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "ag.h"
+#include "pf-ini.h"
 #include "pf-util.h"
 
-#define AG_CONFIG_LINE_MAX 4096
+#define AG_CONFIG_FILE_MAX (64 * 1024)
 #define AG_MODULES_MAX 32
 
 void
@@ -51,98 +52,57 @@ ag_config_add_module(struct ag_config *c, const char *path)
 	return 0;
 }
 
-static char *
-strip(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 static int
-parse_uint(const char *v, unsigned min, unsigned max, unsigned *ret)
+config_kv(void *data, const char *section, const char *key, const char *val, char *err,
+	size_t errsz)
 {
-	char *end;
-	unsigned long x;
+	struct ag_config *c = data;
+	int r;
 
-	if (!isdigit((unsigned char)*v))
+	if (!streq(section, "agent")) {
+		snprintf(err, errsz, "unknown section [%s]; the configuration has one [agent]", section);
 		return -EINVAL;
-	errno = 0;
-	x = strtoul(v, &end, 10);
-	if (errno || *end || x < min || x > max)
+	}
+	if (streq(key, "helper_timeout"))
+		r = pf_parse_uint(val, 1, 3600, &c->helper_timeout);
+	else if (streq(key, "idle_timeout"))
+		r = pf_parse_uint(val, 1, 86400, &c->idle_timeout);
+	else if (streq(key, "max_clients"))
+		r = pf_parse_uint(val, 1, 65536, &c->max_clients);
+	else if (streq(key, "module"))
+		r = val[0] == '/' ? ag_config_add_module(c, val) : -EINVAL;
+	else {
+		snprintf(err, errsz, "unknown key '%s'", key);
 		return -EINVAL;
-	*ret = (unsigned)x;
-	return 0;
+	}
+	if (r < 0)
+		snprintf(err, errsz, "bad value '%s' for '%s'", val, key);
+	return r;
 }
 
 int
 ag_config_load(struct ag_config *c, const char *path, char *ret_error, size_t error_size)
 {
-	char line[AG_CONFIG_LINE_MAX];
+	_cleanup_free_ char *text = NULL;
 	FILE *f = fopen(path, "re");
-	unsigned lineno = 0;
-	int in_agent = 0, r = 0;
+	size_t n = 0;
+	int r;
 
 	if (!f) {
 		r = -errno;
 		snprintf(ret_error, error_size, "cannot open '%s': %s", path, strerror(errno));
 		return r;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *s, *eq, *key, *val;
-
-		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			snprintf(ret_error, error_size, "%s:%u: line too long", path, lineno);
-			r = -EINVAL;
-			break;
-		}
-		s = strip(line);
-		if (!*s || *s == '#' || *s == ';')
-			continue;
-		if (*s == '[') {
-			in_agent = streq(s, "[agent]");
-			if (!in_agent) {
-				snprintf(ret_error, error_size, "%s:%u: unknown section '%s'", path, lineno, s);
-				r = -EINVAL;
-				break;
-			}
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (!eq || !in_agent) {
-			snprintf(ret_error, error_size, "%s:%u: expected 'key = value' in [agent]", path,
-				lineno);
-			r = -EINVAL;
-			break;
-		}
-		*eq = 0;
-		key = strip(s);
-		val = strip(eq + 1);
-		if (streq(key, "helper_timeout"))
-			r = parse_uint(val, 1, 3600, &c->helper_timeout);
-		else if (streq(key, "idle_timeout"))
-			r = parse_uint(val, 1, 86400, &c->idle_timeout);
-		else if (streq(key, "max_clients"))
-			r = parse_uint(val, 1, 65536, &c->max_clients);
-		else if (streq(key, "module"))
-			r = ag_config_add_module(c, val);
-		else {
-			snprintf(ret_error, error_size, "%s:%u: unknown key '%s'", path, lineno, key);
-			r = -EINVAL;
-			break;
-		}
-		if (r < 0) {
-			snprintf(ret_error, error_size, "%s:%u: bad value '%s' for '%s'", path, lineno,
-				val, key);
-			break;
-		}
-	}
+	text = calloc(1, AG_CONFIG_FILE_MAX + 1);
+	if (text)
+		n = fread(text, 1, AG_CONFIG_FILE_MAX + 1, f);
 	fclose(f);
-	return r;
+	if (!text)
+		return -ENOMEM;
+	if (n > AG_CONFIG_FILE_MAX || memchr(text, 0, n)) {
+		snprintf(ret_error, error_size, "'%s' is larger than %d bytes or not text", path,
+			AG_CONFIG_FILE_MAX);
+		return -EINVAL;
+	}
+	return pf_ini_parse(path, text, config_kv, c, ret_error, error_size);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pf-ini.h"
 #include "pol.h"
 
 #define POL_LINE_MAX 4096
@@ -131,102 +132,6 @@ pol_policy_release(struct pol_policy *p)
 	}
 	free(p->revoked);
 	memset(p, 0, sizeof(*p));
-}
-
-/* --- a small INI reader ----------------------------------------------------------------- */
-
-typedef int (*ini_cb)(void *data, const char *section, const char *key, const char *value,
-	char *err, size_t errsz);
-
-static char *
-strip(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
-static int
-ini_parse(const char *name, const char *text, ini_cb cb, void *data, char *err, size_t errsz)
-{
-	char section[64] = "", line[POL_LINE_MAX];
-	const char *p = text;
-	unsigned lineno = 0;
-	int r;
-
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		char *s, *eq, sub[POL_LINE_MAX + 64];
-
-		lineno++;
-		if (len >= sizeof(line)) {
-			snprintf(err, errsz, "%s:%u: line too long", name, lineno);
-			return -EINVAL;
-		}
-		memcpy(line, p, len);
-		line[len] = 0;
-		p += len + (nl ? 1 : 0);
-		s = strip(line);
-		if (!*s || *s == '#' || *s == ';')
-			continue;
-		if (*s == '[') {
-			size_t n = strlen(s);
-			if (s[n - 1] != ']' || n - 2 >= sizeof(section) || n < 3) {
-				snprintf(err, errsz, "%s:%u: malformed section header", name, lineno);
-				return -EINVAL;
-			}
-			memcpy(section, s + 1, n - 2);
-			section[n - 2] = 0;
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (!eq || !*section) {
-			snprintf(err, errsz, "%s:%u: expected 'key = value' inside a [section]", name,
-				lineno);
-			return -EINVAL;
-		}
-		*eq = 0;
-		r = cb(data, section, strip(s), strip(eq + 1), sub, sizeof(sub));
-		if (r < 0) {
-			snprintf(err, errsz, "%s:%u: %s", name, lineno, sub);
-			return r;
-		}
-	}
-	return 0;
-}
-
-static int
-parse_bool(const char *v, bool *ret)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
-		*ret = true;
-	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
-		*ret = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int
-parse_uint(const char *v, unsigned min, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long x;
-
-	if (!isdigit((unsigned char)*v))
-		return -EINVAL;
-	errno = 0;
-	x = strtoul(v, &end, 10);
-	if (errno || *end || x < min || x > max)
-		return -EINVAL;
-	*ret = (unsigned)x;
-	return 0;
 }
 
 /* Calls fn for each comma- or space-separated item of v. */
@@ -352,13 +257,13 @@ policy_kv(void *data, const char *sec, const char *key, const char *v, char *err
 		r = each_item(v, add_oid, &p->signature_ekus);
 		expect = "a list of dotted OIDs";
 	} else if (IS("validity", "renew_warning_days")) {
-		r = parse_uint(v, 0, 3650, &p->renew_warning_days);
+		r = pf_parse_uint(v, 0, 3650, &p->renew_warning_days);
 		expect = "a number of days (0-3650)";
 	} else if (IS("validity", "max_validity_days")) {
-		r = parse_uint(v, 1, 36500, &p->max_validity_days);
+		r = pf_parse_uint(v, 1, 36500, &p->max_validity_days);
 		expect = "a number of days";
 	} else if (IS("validity", "allow_long_validity")) {
-		r = parse_bool(v, &p->allow_long_validity);
+		r = pf_parse_bool(v, &p->allow_long_validity);
 		expect = "yes or no";
 	} else if (IS("trust", "anchors")) {
 		r = v[0] == '/' ? set_str(&p->trust_anchors, v) : -EINVAL;
@@ -376,13 +281,13 @@ policy_kv(void *data, const char *sec, const char *key, const char *v, char *err
 			r = -EINVAL;
 		expect = "require or best-effort";
 	} else if (IS("owner", "root_may_own")) {
-		r = parse_bool(v, &p->root_may_own);
+		r = pf_parse_bool(v, &p->root_may_own);
 		expect = "yes or no";
 	} else if (IS("session", "allow_remote")) {
-		r = parse_bool(v, &p->allow_remote_session);
+		r = pf_parse_bool(v, &p->allow_remote_session);
 		expect = "yes or no";
 	} else if (IS("session", "allow_inactive")) {
-		r = parse_bool(v, &p->allow_inactive_session);
+		r = pf_parse_bool(v, &p->allow_inactive_session);
 		expect = "yes or no";
 	} else if (IS("session", "without_logind")) {
 		r = 0;
@@ -398,13 +303,13 @@ policy_kv(void *data, const char *sec, const char *key, const char *v, char *err
 		r = each_item(v, add_type, &p->pin_parameter_types);
 		expect = "a list of certificate types, or none";
 	} else if (IS("pin", "max_batch")) {
-		r = parse_uint(v, 1, 500, &p->max_batch);
+		r = pf_parse_uint(v, 1, 500, &p->max_batch);
 		expect = "a number from 1 to 500";
 	} else if (IS("pin", "pinentry")) {
 		r = v[0] == '/' ? set_str(&p->pinentry, v) : -EINVAL;
 		expect = "an absolute program path";
 	} else if (IS("pin", "timeout")) {
-		r = parse_uint(v, 5, 3600, &p->pin_timeout);
+		r = pf_parse_uint(v, 5, 3600, &p->pin_timeout);
 		expect = "a number of seconds (5-3600)";
 	}
 #undef IS
@@ -419,7 +324,7 @@ int
 pol_policy_parse(struct pol_policy *p, const char *name, const char *text, char *ret_error,
 	size_t error_size)
 {
-	return ini_parse(name, text, policy_kv, p, ret_error, error_size);
+	return pf_ini_parse(name, text, policy_kv, p, ret_error, error_size);
 }
 
 /* --- owners.d --------------------------------------------------------------------------- */
@@ -518,7 +423,7 @@ pol_owner_parse(struct pol_policy *p, const char *name, const char *text, char *
 			POL_OWNERS_MAX);
 		return -E2BIG;
 	}
-	r = ini_parse(name, text, owner_kv, &o, ret_error, error_size);
+	r = pf_ini_parse(name, text, owner_kv, &o, ret_error, error_size);
 	if (r >= 0) {
 		const char *missing = !o.cert_id[0] ? "certificate" : !o.account ? "account"
 					: o.type == POL_TYPE_NONE ? "type" : !o.name ? "name" : NULL;
@@ -579,7 +484,7 @@ pol_revoked_parse(struct pol_policy *p, const char *name, const char *text, char
 		memcpy(line, s, len);
 		line[len] = 0;
 		s += len + (nl ? 1 : 0);
-		if (!*strip(line) || *strip(line) == '#')
+		if (!*pf_strip(line) || *pf_strip(line) == '#')
 			continue;
 		k = sscanf(line, "%64s %63s %63s", id, when, reason);
 		if (k < 3 || !hex64_valid(id)) {
