@@ -1,14 +1,17 @@
 /*
- * `paraf verify`: checks a CMS signature offline, without the agent, and reports what R11 asks
- * for, per SignerInfo: signer, issuer, serial, the certificate's validity, the signing time it
- * claims, integrity (the signature over the signed attributes, and their messageDigest against
- * the content, streamed through OpenSSL), trust (the chain built to the configured anchors with
- * X509_verify_cert, purpose any), and a conclusion: VALID, INVALID (integrity fails) or
- * INDETERMINATE (intact, but not shown to come from a trusted certificate).
+ * `paraf verify`: checks signatures offline, without the agent, and reports for each what R11
+ * asks for: signer (name, NIP), signing time (a timestamp's, else the claimed one), integrity,
+ * whether the certificate is trusted, verified and valid at the signing time, its issuer, and a
+ * conclusion VALID, INVALID or INDETERMINATE with the reason (doc/verification.md). The file is
+ * a detached (or embedded) CMS signature, or a PDF, told apart by the "%PDF-" header; in a PDF
+ * every signature field is reported, in the order the signatures were applied.
+ *
+ * This file holds the command and the two containers; cli-verify-cms.c checks one SignedData,
+ * cli-verify-trust.c the certificates, cli-verify-tst.c timestamps, cli-verify-report.c the
+ * conclusion and the output; pdf/pdf-sigs.c reads the PDF.
  */
 #include "cli.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <sys/stat.h>
@@ -17,72 +20,38 @@
 #include <openssl/pem.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
-#include <openssl/x509_vfy.h>
 
 #include "paraf-config.h"
-#include "pf-codec.h"
-
-#define VERIFY_CAS_MAX 256 /* --ca options */
+#include "pdf-sigs.h"
 
 static const char verify_usage[] =
-	"Usage: paraf verify [--ca FILE]... [--json] SIGFILE [CONTENT]\n"
+	"Usage: paraf verify [--ca FILE]... [--crl FILE]... [--crl-dir DIR] [--json]\n"
+	"                    SIGFILE [CONTENT]\n"
+	"       paraf verify [options] FILE.pdf\n"
 	"\n"
-	"Verifies a detached CMS signature (DER or PEM) over CONTENT, offline: the agent is not\n"
-	"needed. CONTENT defaults to SIGFILE without its .p7s suffix. For each signature it\n"
-	"shows the signer, issuer, serial, the certificate's validity, the signing time the\n"
-	"signer claims, integrity, trust, and a conclusion:\n"
-	"  VALID          the content is intact and the signer's certificate chains to a\n"
-	"                 trust anchor\n"
-	"  INVALID        the content or the signature does not check out\n"
-	"  INDETERMINATE  intact, but the certificate is not trusted (or no anchors)\n"
+	"Verifies signatures offline (the agent is not needed): a CMS signature file (DER or\n"
+	"PEM) over CONTENT, which defaults to SIGFILE without its .p7s suffix; or every\n"
+	"signature in a PDF. For each signature it shows the signer (name, NIP), the signing\n"
+	"time (a timestamp's, else the time the signer claims), integrity, whether the\n"
+	"certificate is trusted, verified and valid at the signing time (dates, CRLs), the\n"
+	"issuer, and a conclusion:\n"
+	"  VALID          intact, by a certificate that chains to a trust anchor and was valid\n"
+	"                 and not revoked when it signed\n"
+	"  INVALID        the content or a signature does not check out, or the certificate\n"
+	"                 was expired or revoked when it signed\n"
+	"  INDETERMINATE  not shown either way: the certificate is not trusted (or no anchors),\n"
+	"                 revocation is unknown (no current CRL), the document was changed\n"
+	"                 after signing by something other than a signature...\n"
 	"\n"
-	"  --ca FILE  a trust anchor file (PEM, one or more certificates); may be repeated.\n"
-	"             Without --ca: every *.pem in " PARAF_SYSCONFDIR "/anchors\n"
-	"  --json     print the report as JSON\n"
+	"  --ca FILE      a trust anchor file (PEM, one or more certificates; TSA and\n"
+	"                 intermediate certificates too); may be repeated. Without --ca:\n"
+	"                 every certificate file in " PARAF_SYSCONFDIR "/anchors\n"
+	"  --crl FILE     a CRL (PEM or DER); may be repeated\n"
+	"  --crl-dir DIR  every CRL file in DIR. Without --crl and --crl-dir:\n"
+	"                 " PARAF_SYSCONFDIR "/crl\n"
+	"  --json         print the report as JSON (doc/verification.md)\n"
 	"\n"
 	"Exit status 0 when every signature is VALID, 1 otherwise.\n";
-
-const char *
-cli_conclusion_name(enum cli_conclusion c)
-{
-	switch (c) {
-	case CLI_VALID:
-		return "VALID";
-	case CLI_INDETERMINATE:
-		return "INDETERMINATE";
-	case CLI_INVALID:
-	default:
-		return "INVALID";
-	}
-}
-
-struct cli_verify_report *
-cli_verify_report_free(struct cli_verify_report *r)
-{
-	size_t i;
-
-	if (!r)
-		return NULL;
-	for (i = 0; i < r->n_signers; i++) {
-		struct cli_signer_report *s = &r->signers[i];
-
-		free(s->signer);
-		free(s->signer_cn);
-		free(s->issuer);
-		free(s->serial);
-		free(s->not_before);
-		free(s->not_after);
-		free(s->signing_time);
-		free(s->trust_error);
-		free(s->reason);
-	}
-	free(r->signers);
-	free(r->file);
-	free(r->content);
-	free(r->error);
-	free(r);
-	return NULL;
-}
 
 static int
 set_error(char **error_out, const char *fmt, ...) _printf_(2, 3);
@@ -101,179 +70,55 @@ set_error(char **error_out, const char *fmt, ...)
 	return n < 0 ? -ENOMEM : 0;
 }
 
-static char *
-name_rfc2253(const X509_NAME *name)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *s = NULL;
-	long n;
-
-	if (!b)
-		return NULL;
-	/* RFC 2253, but UTF-8 kept as it is rather than escaped byte by byte. */
-	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-		n = BIO_get_mem_data(b, &data);
-		if (n >= 0)
-			s = strndup(n ? data : "", (size_t)n);
-	}
-	BIO_free(b);
-	return s;
-}
-
-static char *
-serial_hex(const ASN1_INTEGER *serial)
-{
-	const unsigned char *p = ASN1_STRING_get0_data(serial);
-	int n = ASN1_STRING_length(serial);
-	_cleanup_free_ char *hex = NULL;
-	char *s;
-
-	if (n <= 0)
-		return strdup("0");
-	hex = pf_hex_encode(p, (size_t)n);
-	if (!hex)
-		return NULL;
-	if (asprintf(&s, "%s%s", ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER ? "-" : "", hex) <
-	    0)
-		return NULL;
-	return s;
-}
-
-static char *
-time_iso(const ASN1_TIME *t)
-{
-	char buf[32];
-
-	return cli_asn1_time_iso(t, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
-}
-
-/* Adds every PEM certificate in path to store. -ENODATA when it holds none, -EBADMSG. */
+/* The report's file-level error: no signature could be reported. */
 static int
-anchors_load_file(X509_STORE *store, const char *path, size_t *count)
+report_fail(struct cli_verify_report *rep, enum cli_conclusion c, const char *fmt, ...)
+	_printf_(3, 4);
+
+static int
+report_fail(struct cli_verify_report *rep, enum cli_conclusion c, const char *fmt, ...)
 {
-	_cleanup_close_ int fd = -1;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&rep->error, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		rep->error = NULL;
+		return -ENOMEM;
+	}
+	rep->conclusion = c;
+	return 0;
+}
+
+/* 1 when path is a regular file that starts like a PDF. */
+static int
+file_is_pdf(const char *path, int *ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	uint8_t head[PDF_HEADER_SCAN];
 	struct stat st;
 	size_t n = 0;
-	FILE *f;
-	BIO *b;
-	int r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return pf_negerrno();
-	if (fstat(fd, &st) < 0)
-		return pf_negerrno();
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	f = fdopen(fd, "r");
-	if (!f)
-		return pf_negerrno();
-	fd = -1;
-	b = BIO_new_fp(f, BIO_CLOSE);
-	if (!b) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	ERR_clear_error();
-	for (;;) {
-		X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	*ret = 0;
+	if (!S_ISREG(st.st_mode))
+		return 0; /* a pipe may still hold a signature: read as CMS */
+	while (n < sizeof(head)) {
+		ssize_t k = read(fd, head + n, sizeof(head) - n);
 
-		if (!x) {
-			unsigned long e = ERR_peek_last_error();
-
-			/* The end of the file, after any other PEM blocks, looks like this. */
-			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
-				r = n ? 0 : -ENODATA;
-			else
-				r = -EBADMSG;
-			ERR_clear_error();
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return pf_negerrno();
+		if (k == 0)
 			break;
-		}
-		if (!X509_STORE_add_cert(store, x)) {
-			X509_free(x);
-			ERR_clear_error();
-			r = -ENOMEM;
-			break;
-		}
-		X509_free(x);
-		n++;
+		n += (size_t)k;
 	}
-	BIO_free(b);
-	*count += n;
-	return r;
-}
-
-static const char *
-anchor_error(int r)
-{
-	switch (r) {
-	case -ENODATA:
-		return "no PEM certificate in it";
-	case -EBADMSG:
-		return "not a PEM certificate file";
-	default:
-		return strerror(-r);
-	}
-}
-
-/* The --ca files (each must load), else every *.pem in the anchors directory. */
-static int
-anchors_load(const struct cli_verify_opts *o, X509_STORE **ret, size_t *ret_n, char **error_out)
-{
-	X509_STORE *store = X509_STORE_new();
-	size_t n = 0;
-	int r;
-
-	if (!store)
-		return -ENOMEM;
-	if (o->cas && o->cas[0]) {
-		const char *const *p;
-
-		for (p = o->cas; *p; p++) {
-			r = anchors_load_file(store, *p, &n);
-			if (r < 0) {
-				_cleanup_free_ char *s = cli_sanitize(*p);
-
-				X509_STORE_free(store);
-				if (set_error(error_out, "cannot use '--ca %s': %s", s ? s : "",
-					    anchor_error(r)) < 0)
-					return -ENOMEM;
-				if (r == -ENODATA || r == -EBADMSG)
-					r = -EINVAL; /* readable, but not certificates */
-				return r;
-			}
-		}
-	} else if (o->anchors_dir) {
-		DIR *d = opendir(o->anchors_dir);
-		struct dirent *de;
-
-		/* No directory means no anchors: the report says so (INDETERMINATE). */
-		while (d && (de = readdir(d))) {
-			size_t len = strlen(de->d_name);
-			_cleanup_free_ char *path = NULL;
-
-			if (de->d_name[0] == '.' || len < 5 || !streq(de->d_name + len - 4, ".pem"))
-				continue;
-			if (asprintf(&path, "%s/%s", o->anchors_dir, de->d_name) < 0) {
-				path = NULL;
-				closedir(d);
-				X509_STORE_free(store);
-				return -ENOMEM;
-			}
-			r = anchors_load_file(store, path, &n);
-			if (r < 0) {
-				_cleanup_free_ char *s = cli_sanitize(path);
-
-				cli_warn("ignoring trust anchor file '%s': %s", s ? s : "",
-					anchor_error(r));
-			}
-		}
-		if (d)
-			closedir(d);
-	}
-	*ret = store;
-	*ret_n = n;
+	/* A DER CMS with the PDF it signs embedded has "%PDF-" near its start too. */
+	*ret = !(n > 0 && head[0] == 0x30) && pdf_sigs_is_pdf(head, n);
 	return 0;
 }
 
@@ -302,161 +147,6 @@ cms_parse(const uint8_t *data, size_t len)
 		}
 	}
 	return cms;
-}
-
-/* Who signed, from the certificate or, when it is missing, from the SignerIdentifier. */
-static int
-signer_describe(CMS_SignerInfo *si, X509 *x, struct cli_signer_report *s)
-{
-	int idx;
-
-	if (x) {
-		s->signer = name_rfc2253(X509_get_subject_name(x));
-		s->issuer = name_rfc2253(X509_get_issuer_name(x));
-		s->serial = serial_hex(X509_get0_serialNumber(x));
-		s->not_before = time_iso(X509_get0_notBefore(x));
-		s->not_after = time_iso(X509_get0_notAfter(x));
-		if (cli_name_cn(X509_get_subject_name(x), &s->signer_cn) == -ENOMEM)
-			return -ENOMEM;
-		if (!s->signer || !s->issuer || !s->serial)
-			return -ENOMEM;
-	} else {
-		ASN1_OCTET_STRING *keyid = NULL;
-		X509_NAME *issuer = NULL;
-		ASN1_INTEGER *sno = NULL;
-
-		if (CMS_SignerInfo_get0_signer_id(si, &keyid, &issuer, &sno) == 1 && issuer &&
-		    sno) {
-			s->issuer = name_rfc2253(issuer);
-			s->serial = serial_hex(sno);
-			if (!s->issuer || !s->serial)
-				return -ENOMEM;
-		}
-		ERR_clear_error();
-	}
-	idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
-	if (idx >= 0) {
-		X509_ATTRIBUTE *at = CMS_signed_get_attr(si, idx);
-		ASN1_TYPE *t = at ? X509_ATTRIBUTE_get0_type(at, 0) : NULL;
-
-		if (t && (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME))
-			s->signing_time = time_iso(t->value.asn1_string);
-	}
-	return 0;
-}
-
-static void
-bio_free_upto(BIO *b, BIO *upto)
-{
-	while (b && b != upto) {
-		BIO *next = BIO_pop(b);
-
-		BIO_free(b);
-		b = next;
-	}
-}
-
-/*
- * Streams the content through the digests the SignedData names and checks every signer: its
- * signature over the signed attributes, then their messageDigest against the content.
- * *ret_why[i] is NULL for an intact signer, else why not (static strings).
- */
-static int
-integrity_check(CMS_ContentInfo *cms, STACK_OF(CMS_SignerInfo) * sis, BIO *cont,
-	const char **why, const char *content_name, char **error_out)
-{
-	unsigned char *buf = NULL;
-	BIO *chain;
-	int i, n = sk_CMS_SignerInfo_num(sis), r = 0;
-
-	chain = CMS_dataInit(cms, cont);
-	if (!chain) {
-		for (i = 0; i < n; i++)
-			if (!why[i])
-				why[i] = "the content digest cannot be computed (unsupported digest "
-					 "algorithm?)";
-		ERR_clear_error();
-		return 0;
-	}
-	buf = malloc(CLI_HASH_CHUNK);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	errno = 0;
-	for (;;) {
-		int k = BIO_read(chain, buf, CLI_HASH_CHUNK);
-
-		if (k > 0)
-			continue;
-		if (k < 0 || (k == 0 && !BIO_eof(chain) && !BIO_should_retry(chain))) {
-			/* A read error of the content file, not a verdict on the signature. */
-			if (set_error(error_out, "cannot read '%s': %s", content_name,
-				    errno ? strerror(errno) : "read error") < 0)
-				r = -ENOMEM;
-			else
-				r = -EIO;
-			goto out;
-		}
-		break;
-	}
-	for (i = 0; i < n; i++) {
-		CMS_SignerInfo *si = sk_CMS_SignerInfo_value(sis, i);
-
-		if (why[i])
-			continue;
-		/* Without signed attributes verify_content checks the signature itself. */
-		if (CMS_signed_get_attr_count(si) >= 0 && CMS_SignerInfo_verify(si) != 1) {
-			why[i] = "the signature does not verify with the signer's certificate";
-			continue;
-		}
-		if (CMS_SignerInfo_verify_content(si, chain) != 1)
-			why[i] = CMS_signed_get_attr_count(si) >= 0 ?
-					 "the content does not match the signature: it is not the "
-					 "signed file, or was changed after signing" :
-					 "the signature does not verify over the content";
-	}
-out:
-	ERR_clear_error();
-	free(buf);
-	if (cont)
-		bio_free_upto(chain, cont);
-	else
-		BIO_free_all(chain);
-	return r;
-}
-
-static int
-trust_check(X509_STORE *store, X509 *x, STACK_OF(X509) * untrusted, char **ret_error)
-{
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	int ok, r = 0;
-
-	*ret_error = NULL;
-	if (!ctx)
-		return -ENOMEM;
-	/*
-	 * Purpose "any": which usages a signature needs is the signer's policy, not the chain's.
-	 * Set on the parameters: X509_STORE_CTX_set_purpose() refuses X509_PURPOSE_ANY in 3.0.
-	 */
-	if (!X509_STORE_CTX_init(ctx, store, x, untrusted) ||
-	    !X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(ctx), X509_PURPOSE_ANY)) {
-		X509_STORE_CTX_free(ctx);
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	ok = X509_verify_cert(ctx);
-	if (ok != 1) {
-		int e = X509_STORE_CTX_get_error(ctx);
-
-		*ret_error = strdup(e != X509_V_OK ? X509_verify_cert_error_string(e) :
-						     cli_openssl_error());
-		if (!*ret_error)
-			r = -ENOMEM;
-	}
-	ERR_clear_error();
-	X509_STORE_CTX_free(ctx);
-	return r;
 }
 
 static int
@@ -494,58 +184,30 @@ content_open(const char *path, BIO **ret, char **error_out)
 	return 0;
 }
 
-static int
-report_conclude(struct cli_verify_report *rep, size_t i, const char *why, size_t n_anchors)
+static void
+conclude_report(struct cli_verify_report *rep)
 {
-	struct cli_signer_report *s = &rep->signers[i];
-	const char *reason = NULL;
-
-	s->integrity = why == NULL;
-	if (!s->integrity) {
-		s->conclusion = CLI_INVALID;
-		reason = why;
-	} else if (!s->trusted) {
-		s->conclusion = CLI_INDETERMINATE;
-		if (n_anchors == 0)
-			reason = "no trust anchors configured";
-	} else
-		s->conclusion = CLI_VALID;
-	if (reason)
-		s->reason = strdup(reason);
-	else if (s->conclusion == CLI_INDETERMINATE &&
-		 asprintf(&s->reason, "the signer's certificate is not trusted: %s",
-			 s->trust_error ? s->trust_error : "no chain to a trust anchor") < 0)
-		s->reason = NULL;
-	if (s->conclusion != CLI_VALID && !s->reason)
-		return -ENOMEM;
-	if (s->conclusion > rep->conclusion)
-		rep->conclusion = s->conclusion;
-	return 0;
+	rep->conclusion = CLI_VALID;
+	for (size_t i = 0; i < rep->n_signers; i++)
+		if (rep->signers[i].conclusion > rep->conclusion)
+			rep->conclusion = rep->signers[i].conclusion;
 }
 
-int
-cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret, char **error_out)
+static int
+verify_cms(const struct cli_verify_opts *o, time_t now, struct cli_verify_report *rep,
+	char **error_out)
 {
-	_cleanup_(cli_verify_report_freep) struct cli_verify_report *rep = NULL;
+	_cleanup_(cli_trust_freep) struct cli_trust *t = NULL;
 	_cleanup_free_ uint8_t *data = NULL;
-	_cleanup_free_ const char **why = NULL;
-	_cleanup_free_ char *ssig = cli_sanitize(o->sigfile);
+	_cleanup_free_ char *ssig = cli_sanitize(o->sigfile), *scont = NULL;
 	CMS_ContentInfo *cms = NULL;
 	STACK_OF(CMS_SignerInfo) *sis;
-	STACK_OF(X509) *certs = NULL;
-	X509_STORE *store = NULL;
 	BIO *cont = NULL;
-	size_t len, n_anchors = 0, i;
+	size_t len;
 	int r, n;
 
-	*error_out = NULL;
 	if (!ssig)
 		return -ENOMEM;
-	rep = calloc(1, sizeof(*rep));
-	if (!rep || !(rep->file = strdup(o->sigfile)))
-		return -ENOMEM;
-	rep->conclusion = CLI_VALID;
-
 	r = cli_file_read_all(o->sigfile, CLI_SIGFILE_MAX, &data, &len);
 	if (r < 0)
 		return set_error(error_out, "cannot read '%s': %s", ssig,
@@ -559,15 +221,10 @@ cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret, 
 	ERR_clear_error();
 	cms = cms_parse(data, len);
 	if (!cms || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-		if (asprintf(&rep->error, "'%s' is not a CMS SignedData signature (DER or PEM)%s%s",
-			    ssig, cms ? "" : ": ", cms ? "" : cli_openssl_error()) < 0) {
-			rep->error = NULL;
-			r = -ENOMEM;
-			goto out;
-		}
-		rep->conclusion = CLI_INVALID;
-		r = 0;
-		goto done;
+		r = report_fail(rep, CLI_INVALID,
+			"'%s' is not a CMS SignedData signature (DER or PEM)%s%s", ssig,
+			cms ? "" : ": ", cms ? "" : cli_openssl_error());
+		goto out;
 	}
 
 	if (!rep->content && CMS_is_detached(cms) == 1) {
@@ -591,203 +248,302 @@ cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret, 
 		if (r < 0)
 			goto out;
 	}
-	r = anchors_load(o, &store, &n_anchors, error_out);
+	r = cli_trust_load(o, now, &t, error_out);
 	if (r < 0)
 		goto out;
+	rep->n_anchors = cli_trust_n_anchors(t);
+	rep->n_crls = cli_trust_n_crls(t);
 
 	sis = CMS_get0_SignerInfos(cms);
 	n = sis ? sk_CMS_SignerInfo_num(sis) : 0;
 	if (n <= 0) {
-		if (asprintf(&rep->error, "'%s' holds no signature (no SignerInfo)", ssig) < 0) {
-			rep->error = NULL;
-			r = -ENOMEM;
-			goto out;
-		}
-		rep->conclusion = CLI_INVALID;
-		r = 0;
-		goto done;
+		r = report_fail(rep, CLI_INVALID, "'%s' holds no signature (no SignerInfo)", ssig);
+		goto out;
 	}
 	rep->signers = calloc((size_t)n, sizeof(*rep->signers));
-	why = calloc((size_t)n, sizeof(*why));
-	if (!rep->signers || !why) {
+	if (!rep->signers) {
 		r = -ENOMEM;
 		goto out;
 	}
 	rep->n_signers = (size_t)n;
-
-	/* Finds each signer's certificate among those in the signature; -1 only on error. */
-	(void)CMS_set1_signers_certs(cms, NULL, 0);
-	ERR_clear_error();
-	certs = CMS_get1_certs(cms);
-	for (i = 0; i < (size_t)n; i++) {
-		CMS_SignerInfo *si = sk_CMS_SignerInfo_value(sis, (int)i);
-		X509 *x = NULL;
-
-		CMS_SignerInfo_get0_algs(si, NULL, &x, NULL, NULL);
-		r = signer_describe(si, x, &rep->signers[i]);
-		if (r < 0)
-			goto out;
-		if (!x) {
-			why[i] = "the signer's certificate is not in the signature";
-			rep->signers[i].trust_error = strdup("the signer's certificate is missing");
-			if (!rep->signers[i].trust_error) {
-				r = -ENOMEM;
-				goto out;
-			}
-			continue;
-		}
-		if (n_anchors == 0) {
-			rep->signers[i].trust_error = strdup("no trust anchors configured");
-			if (!rep->signers[i].trust_error) {
-				r = -ENOMEM;
-				goto out;
-			}
-			continue;
-		}
-		r = trust_check(store, x, certs, &rep->signers[i].trust_error);
-		if (r < 0)
-			goto out;
-		rep->signers[i].trusted = rep->signers[i].trust_error == NULL;
+	scont = cli_sanitize(rep->content ? rep->content : "the embedded content");
+	if (!scont) {
+		r = -ENOMEM;
+		goto out;
 	}
-
-	{
-		_cleanup_free_ char *scont = cli_sanitize(rep->content ? rep->content :
-									  "the embedded content");
-
-		if (!scont) {
-			r = -ENOMEM;
-			goto out;
-		}
-		r = integrity_check(cms, sis, cont, why, scont, error_out);
-	}
+	r = cli_verify_signed_data(t, cms, cont, scont, NULL, rep->signers, rep->n_signers,
+		error_out);
 	if (r < 0)
 		goto out;
-	for (i = 0; i < (size_t)n; i++) {
-		r = report_conclude(rep, i, why[i], n_anchors);
-		if (r < 0)
-			goto out;
-	}
-	r = 0;
-done:
-	*ret = TAKE_PTR(rep);
+	conclude_report(rep);
 out:
 	ERR_clear_error();
-	sk_X509_pop_free(certs, X509_free);
-	X509_STORE_free(store);
 	BIO_free(cont);
 	CMS_ContentInfo_free(cms);
 	return r;
 }
 
-static json_object *
-json_str_or_null(const char *s)
+/*
+ * What can still be said of a PDF signature that cannot be checked: the time its dictionary
+ * claims, and who the CMS in /Contents names, if it can be read (nothing of it is checked).
+ */
+static int
+pdf_sig_describe(struct cli_signer_report *s, const struct pdf_sig *p)
 {
-	return s ? json_object_new_string(s) : NULL;
+	const unsigned char *der = p->contents;
+	CMS_ContentInfo *cms;
+	STACK_OF(CMS_SignerInfo) *sis;
+	X509 *x = NULL;
+	int r = 0;
+
+	if (p->m_valid) {
+		struct tm tm;
+		char buf[32];
+
+		if (gmtime_r(&p->m_time, &tm) &&
+		    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) &&
+		    (!(s->claimed_time = strdup(buf)) || !(s->signing_time = strdup(buf))))
+			return -ENOMEM;
+		s->time_source = CLI_TIME_CLAIMED;
+		s->time = p->m_time;
+	}
+	if (!der || !p->contents_len)
+		return 0;
+	cms = d2i_CMS_ContentInfo(NULL, &der, (long)p->contents_len);
+	sis = cms && OBJ_obj2nid(CMS_get0_type(cms)) == NID_pkcs7_signed ?
+		      CMS_get0_SignerInfos(cms) :
+		      NULL;
+	if (sis && sk_CMS_SignerInfo_num(sis) == 1) {
+		(void)CMS_set1_signers_certs(cms, NULL, 0);
+		CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(sis, 0), NULL, &x, NULL, NULL);
+		if (x)
+			r = cli_signer_identify(NULL, x, s);
+	}
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	return r;
 }
 
-int
-cli_verify_report_json(const struct cli_verify_report *r, json_object **ret)
-{
-	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
-	json_object *arr = json_object_new_array();
-	size_t i;
+static int
+sig_format_error(struct cli_signer_report *s, const struct pdf_sig *p, int unsupported,
+	const char *fmt, ...) _printf_(4, 5);
 
-	if (!o || !arr) {
-		json_object_put(arr);
+static int
+sig_format_error(struct cli_signer_report *s, const struct pdf_sig *p, int unsupported,
+	const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s->format_error, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		s->format_error = NULL;
 		return -ENOMEM;
 	}
-	json_object_object_add(o, "file", json_str_or_null(r->file));
-	json_object_object_add(o, "content", json_str_or_null(r->content));
-	json_object_object_add(o, "signatures", arr);
-	for (i = 0; i < r->n_signers; i++) {
-		const struct cli_signer_report *s = &r->signers[i];
-		json_object *j = json_object_new_object();
+	s->unsupported = unsupported;
+	s->integrity_state = CLI_INTEGRITY_FORMAT;
+	s->cert_status = "unknown";
+	s->cert_validity = CLI_CERT_UNKNOWN;
+	s->chain = CLI_CHAIN_INCOMPLETE;
+	s->revocation = CLI_REV_UNCHECKED;
+	return pdf_sig_describe(s, p);
+}
 
-		if (!j || json_object_array_add(arr, j) < 0) {
-			json_object_put(j);
-			return -ENOMEM;
-		}
-		json_object_object_add(j, "signer", json_str_or_null(s->signer));
-		json_object_object_add(j, "signer_cn", json_str_or_null(s->signer_cn));
-		json_object_object_add(j, "issuer", json_str_or_null(s->issuer));
-		json_object_object_add(j, "serial", json_str_or_null(s->serial));
-		json_object_object_add(j, "not_before", json_str_or_null(s->not_before));
-		json_object_object_add(j, "not_after", json_str_or_null(s->not_after));
-		json_object_object_add(j, "signing_time", json_str_or_null(s->signing_time));
-		json_object_object_add(j, "integrity", json_object_new_boolean(s->integrity));
-		json_object_object_add(j, "trusted", json_object_new_boolean(s->trusted));
-		json_object_object_add(j, "trust_error", json_str_or_null(s->trust_error));
-		json_object_object_add(j, "conclusion",
-			json_object_new_string(cli_conclusion_name(s->conclusion)));
-		json_object_object_add(j, "reason", json_str_or_null(s->reason));
-	}
-	json_object_object_add(o, "conclusion",
-		json_object_new_string(cli_conclusion_name(r->conclusion)));
-	json_object_object_add(o, "reason", json_str_or_null(r->error));
-	*ret = TAKE_PTR(o);
+static int
+pdf_sig_report_fill(const struct pdf_sigs *sigs, const struct pdf_sig *p,
+	struct cli_signer_report *s)
+{
+	struct cli_pdf_sig_report *d = &s->pdf;
+
+	s->is_pdf = 1;
+	if ((p->field && !(d->field = strdup(p->field))) ||
+	    (p->sub_filter && !(d->sub_filter = strdup(p->sub_filter))) ||
+	    (p->name && !(d->name = strdup(p->name))) ||
+	    (p->reason && !(d->reason = strdup(p->reason))) ||
+	    (p->location && !(d->location = strdup(p->location))) ||
+	    (p->appended_detail && !(d->appended_detail = strdup(p->appended_detail))))
+		return -ENOMEM;
+	d->file_size = sigs->size;
+	if (p->error)
+		return 0;
+	d->has_byte_range = 1;
+	memcpy(d->byte_range, p->byte_range, sizeof(d->byte_range));
+	d->signed_end = p->signed_end;
+	d->whole_file = p->whole_file;
+	d->appended_bytes = p->appended_bytes;
+	d->appended = p->appended == PDF_APPENDED_NONE	     ? CLI_APPENDED_NONE :
+		      p->appended == PDF_APPENDED_SIGNATURES ? CLI_APPENDED_SIGNATURES :
+							       CLI_APPENDED_OTHER;
+	d->appended_revisions = p->appended_revisions;
+	d->later_signatures = p->later_signatures;
 	return 0;
 }
 
-/* "label:" then the sanitized value, or "-"; indented inside a signature's block. */
-static void
-field_print(FILE *f, int indent, const char *label, const char *value)
+/* One signature of a PDF: what can be checked, checked; what cannot, said. */
+static int
+verify_pdf_sig(struct cli_trust *t, struct pdf_sigs *sigs, size_t i, const char *spath,
+	struct cli_signer_report *s, char **error_out)
 {
-	_cleanup_free_ char *s = cli_sanitize(value);
+	const struct pdf_sig *p = &sigs->sigs[i];
+	CMS_ContentInfo *cms = NULL;
+	STACK_OF(CMS_SignerInfo) *sis;
+	const unsigned char *der;
+	struct cli_claim claim = { .has_time = p->m_valid, .time = p->m_time };
+	BIO *range = NULL;
+	int r, n;
 
-	fprintf(f, "%*s%-*s%s\n", indent, "", 16 - indent, label, s ? s : "-");
+	r = pdf_sig_report_fill(sigs, p, s);
+	if (r < 0)
+		return r;
+	if (p->error) {
+		r = sig_format_error(s, p, 0, "the signature's bytes cannot be located: %s",
+			p->error);
+		goto conclude;
+	}
+	/* What PAdES and Adobe's detached PKCS#7 make; the rest is said, not guessed at. */
+	if (!p->sub_filter || (!streq(p->sub_filter, "ETSI.CAdES.detached") &&
+				      !streq(p->sub_filter, "adbe.pkcs7.detached"))) {
+		if (p->sub_filter && streq(p->sub_filter, "ETSI.RFC3161"))
+			r = sig_format_error(s, p, 1, "a document timestamp (/SubFilter "
+						   "/ETSI.RFC3161), which paraf does not verify");
+		else
+			r = sig_format_error(s, p, 1,
+				"its /SubFilter is %s%s: paraf verifies /ETSI.CAdES.detached and "
+				"/adbe.pkcs7.detached signatures",
+				p->sub_filter ? "/" : "missing", p->sub_filter ? p->sub_filter : "");
+		goto conclude;
+	}
+	der = p->contents;
+	ERR_clear_error();
+	cms = d2i_CMS_ContentInfo(NULL, &der, (long)p->contents_len);
+	if (!cms || der != p->contents + p->contents_len ||
+	    OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+		r = sig_format_error(s, p, 0, "its /Contents is not a CMS SignedData");
+		goto conclude;
+	}
+	sis = CMS_get0_SignerInfos(cms);
+	n = sis ? sk_CMS_SignerInfo_num(sis) : 0;
+	if (n != 1) {
+		r = sig_format_error(s, p, 0,
+			"its CMS holds %d SignerInfos where a PDF signature holds exactly one", n);
+		goto conclude;
+	}
+	if (CMS_is_detached(cms) != 1) {
+		r = sig_format_error(s, p, 0,
+			"its CMS carries content of its own: it does not sign the document's bytes");
+		goto conclude;
+	}
+	r = pdf_sig_range_bio(sigs, i, &range);
+	if (r < 0)
+		goto out;
+	r = cli_verify_signed_data(t, cms, range, spath, &claim, s, 1, error_out);
+	if (r < 0 || s->integrity_state != CLI_INTEGRITY_HASH_FAILURE)
+		goto out;
+	/* Said for a PDF: what changed is the document's signed bytes. */
+	free(s->integrity_error);
+	s->integrity_error = strdup("the signed bytes of the document were changed after "
+				    "signing (their digest is not the one signed)");
+	r = s->integrity_error ? 0 : -ENOMEM;
+	goto conclude;
+conclude:
+	if (r >= 0)
+		r = cli_signer_conclude(t, s);
+out:
+	ERR_clear_error();
+	BIO_free(range);
+	CMS_ContentInfo_free(cms);
+	return r;
+}
+
+static int
+verify_pdf(const struct cli_verify_opts *o, time_t now, struct cli_verify_report *rep,
+	char **error_out)
+{
+	_cleanup_(cli_trust_freep) struct cli_trust *t = NULL;
+	_cleanup_free_ char *spath = cli_sanitize(o->sigfile), *err = NULL;
+	struct pdf_sigs *sigs = NULL;
+	int r;
+
+	if (!spath)
+		return -ENOMEM;
+	rep->is_pdf = 1;
+	r = pdf_sigs_read(o->sigfile, &sigs, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 && r != -EACCES && r != -EUCLEAN && r != -ENOTRECOVERABLE && r != -E2BIG) {
+		*error_out = cli_sanitize(err);
+		return r;
+	}
+	r = cli_trust_load(o, now, &t, error_out);
+	if (r < 0)
+		goto out;
+	rep->n_anchors = cli_trust_n_anchors(t);
+	rep->n_crls = cli_trust_n_crls(t);
+	if (!sigs) {
+		_cleanup_free_ char *serr = cli_sanitize(err);
+
+		r = report_fail(rep, CLI_INDETERMINATE, "%s", serr ? serr : "cannot read the PDF");
+		goto out;
+	}
+	rep->unsigned_fields = sigs->unsigned_fields;
+	if (sigs->n == 0) {
+		r = report_fail(rep, CLI_INVALID, "'%s' holds no signature%s", spath,
+			sigs->unsigned_fields ? " (only empty signature fields)" : "");
+		goto out;
+	}
+	rep->signers = calloc(sigs->n, sizeof(*rep->signers));
+	if (!rep->signers) {
+		r = -ENOMEM;
+		goto out;
+	}
+	rep->n_signers = sigs->n;
+	for (size_t i = 0; i < sigs->n && r >= 0; i++)
+		r = verify_pdf_sig(t, sigs, i, spath, &rep->signers[i], error_out);
+	if (r >= 0)
+		conclude_report(rep);
+out:
+	pdf_sigs_free(sigs);
+	return r;
 }
 
 int
-cli_verify_report_print(const struct cli_verify_report *r, FILE *f)
+cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret, char **error_out)
 {
-	size_t i;
+	_cleanup_(cli_verify_report_freep) struct cli_verify_report *rep = NULL;
+	_cleanup_free_ char *ssig = cli_sanitize(o->sigfile);
+	time_t now = o->now ? o->now : time(NULL);
+	struct tm tm;
+	char buf[32];
+	int r, is_pdf;
 
-	field_print(f, 0, "file:", r->file);
-	field_print(f, 0, "content:", r->content ? r->content : "(inside the signature)");
-	if (r->error) {
-		field_print(f, 0, "error:", r->error);
-		field_print(f, 0, "conclusion:", cli_conclusion_name(r->conclusion));
-		return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
-	}
-	for (i = 0; i < r->n_signers; i++) {
-		const struct cli_signer_report *s = &r->signers[i];
-		_cleanup_free_ char *validity = NULL, *integrity = NULL, *trust = NULL,
-				    *conclusion = NULL, *signer = NULL;
+	*error_out = NULL;
+	if (!ssig)
+		return -ENOMEM;
+	rep = calloc(1, sizeof(*rep));
+	if (!rep || !(rep->file = strdup(o->sigfile)))
+		return -ENOMEM;
+	if (gmtime_r(&now, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) &&
+	    !(rep->time = strdup(buf)))
+		return -ENOMEM;
 
-		if (asprintf(&validity, "%s to %s", s->not_before ? s->not_before : "?",
-			    s->not_after ? s->not_after : "?") < 0)
-			validity = NULL;
-		if (asprintf(&signer, "%s%s%s%s", s->signer_cn ? s->signer_cn : "",
-			    s->signer_cn ? " (" : "", s->signer ? s->signer : "unknown",
-			    s->signer_cn ? ")" : "") < 0)
-			signer = NULL;
-		if (asprintf(&integrity, "%s",
-			    s->integrity ? "ok: the content is unchanged since it was signed" :
-					   "FAILED") < 0)
-			integrity = NULL;
-		if (asprintf(&trust, "%s%s", s->trusted ? "trusted (chains to a trust anchor)" :
-							  "not trusted: ",
-			    s->trusted ? "" : (s->trust_error ? s->trust_error : "?")) < 0)
-			trust = NULL;
-		if (asprintf(&conclusion, "%s%s%s", cli_conclusion_name(s->conclusion),
-			    s->reason ? ": " : "", s->reason ? s->reason : "") < 0)
-			conclusion = NULL;
-		if (!validity || !signer || !integrity || !trust || !conclusion)
-			return -ENOMEM;
-
-		fprintf(f, "\nsignature %zu of %zu\n", i + 1, r->n_signers);
-		field_print(f, 2, "signer:", signer);
-		field_print(f, 2, "issuer:", s->issuer);
-		field_print(f, 2, "serial:", s->serial);
-		field_print(f, 2, "valid:", s->signer ? validity : NULL);
-		field_print(f, 2, "signing time:", s->signing_time ? s->signing_time : "not stated");
-		field_print(f, 2, "integrity:", integrity);
-		field_print(f, 2, "certificate:", trust);
-		field_print(f, 2, "conclusion:", conclusion);
-	}
-	fputc('\n', f);
-	field_print(f, 0, "conclusion:", cli_conclusion_name(r->conclusion));
-	return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+	r = file_is_pdf(o->sigfile, &is_pdf);
+	if (r < 0)
+		return set_error(error_out, "cannot read '%s': %s", ssig, strerror(-r)) < 0 ?
+			       -ENOMEM :
+			       r;
+	if (is_pdf && o->content)
+		return set_error(error_out,
+			       "'%s' is a PDF: its signatures are inside it, give no CONTENT",
+			       ssig) < 0 ?
+			       -ENOMEM :
+			       -EUCLEAN;
+	r = is_pdf ? verify_pdf(o, now, rep, error_out) : verify_cms(o, now, rep, error_out);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(rep);
+	return 0;
 }
 
 static int
@@ -795,6 +551,8 @@ verify_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, 'c' },
+		{ "crl", required_argument, NULL, 'r' },
+		{ "crl-dir", required_argument, NULL, 'd' },
 		CLI_COMMON_OPTIONS,
 		{},
 	};
@@ -802,9 +560,15 @@ verify_run(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_(cli_verify_report_freep) struct cli_verify_report *rep = NULL;
 	_cleanup_(json_object_putp) json_object *j = NULL;
 	_cleanup_free_ char *error = NULL;
-	const char *cas[VERIFY_CAS_MAX + 1] = {};
-	struct cli_verify_opts o = { .cas = cas, .anchors_dir = PARAF_SYSCONFDIR "/anchors" };
-	size_t n_cas = 0;
+	const char *cas[CLI_VERIFY_FILES_MAX + 1] = {}, *crls[CLI_VERIFY_FILES_MAX + 1] = {};
+	struct cli_verify_opts o = {
+		.cas = cas,
+		.anchors_dir = PARAF_SYSCONFDIR "/anchors",
+		.crls = crls,
+		.crl_dir = PARAF_SYSCONFDIR "/crl",
+		.owners_dir = PARAF_SYSCONFDIR "/owners.d",
+	};
+	size_t n_cas = 0, n_crls = 0;
 	int c, r;
 
 	r = cli_opts_exact(cmd, argc, argv, opts, 0);
@@ -813,12 +577,28 @@ verify_run(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (n_cas == VERIFY_CAS_MAX)
+			if (n_cas == CLI_VERIFY_FILES_MAX)
 				return cli_usage_error(cmd, "verify: at most %d '--ca' options",
-					VERIFY_CAS_MAX);
+					CLI_VERIFY_FILES_MAX);
 			if (!*optarg)
 				return cli_usage_error(cmd, "verify: '--ca' needs a file name");
 			cas[n_cas++] = optarg;
+			break;
+		case 'r':
+			if (n_crls == CLI_VERIFY_FILES_MAX)
+				return cli_usage_error(cmd, "verify: at most %d '--crl' options",
+					CLI_VERIFY_FILES_MAX);
+			if (!*optarg)
+				return cli_usage_error(cmd, "verify: '--crl' needs a file name");
+			crls[n_crls++] = optarg;
+			break;
+		case 'd':
+			if (o.crl_dir_given)
+				return cli_usage_error(cmd, "verify: '--crl-dir' given twice");
+			if (!*optarg)
+				return cli_usage_error(cmd, "verify: '--crl-dir' needs a directory");
+			o.crl_dir = optarg;
+			o.crl_dir_given = 1;
 			break;
 		default:
 			r = cli_opt_common(ctx, cmd, c, argv);
@@ -850,7 +630,8 @@ verify_run(struct cli_ctx *ctx, int argc, char **argv)
 
 const struct cli_cmd cli_cmd_verify = {
 	.name = "verify",
-	.summary = "verify a detached CMS signature offline: VALID, INVALID or INDETERMINATE",
+	.summary = "verify CMS signatures and a PDF's signatures offline: VALID, INVALID or "
+		   "INDETERMINATE",
 	.usage = verify_usage,
 	.run = verify_run,
 };

@@ -2,8 +2,9 @@
  * The paraf command line: one file per command (cli-status.c, cli-sign.c, ...), each exporting a
  * const struct cli_cmd that cli-args.c lists; the agent connection (cli-rpc.c), PIN entry
  * (cli-pin.c), file hashing and atomic output (cli-file.c), tables (cli-table.c) and the offline
- * CMS verifier (cli-verify.c). Commands return a process exit status (enum cli_exit); every other
- * function returns >= 0 on success or a negative errno, and writes ret_* only on success.
+ * verifier of CMS and PDF signatures (cli-verify*.c). Commands return a process exit status
+ * (enum cli_exit); every other function returns >= 0 on success or a negative errno, and writes
+ * ret_* only on success.
  */
 #pragma once
 
@@ -56,6 +57,7 @@ struct cli_cmd {
 /* cli-args.c */
 extern const struct cli_cmd cli_cmd_status, cli_cmd_tokens, cli_cmd_certs, cli_cmd_sign,
 	cli_cmd_verify;
+extern const struct cli_cmd cli_cmd_sign_pdf; /* cli-sign-pdf.c */
 const struct cli_cmd *cli_cmd_find(const char *name);
 void cli_help_print(FILE *f);
 void cli_version_print(FILE *f);
@@ -247,55 +249,225 @@ int cli_file_write_atomic(const char *path, const void *data, size_t n, int over
 /* Reads a whole file of at most max bytes; -EFBIG when larger. */
 int cli_file_read_all(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
 
-/* cli-verify.c: the offline verifier (R11) */
+/*
+ * cli-verify*.c: the offline verifier (R11): CMS signature files and the signatures in a PDF.
+ * doc/verification.md describes the report; the field names below are its JSON keys.
+ */
 enum cli_conclusion {
-	CLI_VALID,
-	CLI_INDETERMINATE,
-	CLI_INVALID,
+	CLI_VALID,         /* TOTAL_PASSED */
+	CLI_INDETERMINATE, /* INDETERMINATE */
+	CLI_INVALID,       /* TOTAL_FAILED */
+};
+
+enum cli_time_source {
+	CLI_TIME_NONE,      /* no time stated: the certificate is judged now */
+	CLI_TIME_CLAIMED,   /* the signer's own clock: signingTime, or the PDF's /M */
+	CLI_TIME_TIMESTAMP, /* an RFC 3161 timestamp that verified against the anchors */
+};
+
+enum cli_tst_status {
+	CLI_TST_NONE,      /* no signature timestamp */
+	CLI_TST_VALID,     /* verified: its time is the trusted signing time */
+	CLI_TST_UNTRUSTED, /* intact and about this signature, but its TSA is not trusted */
+	CLI_TST_INVALID,   /* broken, or not about this signature */
+};
+
+enum cli_integrity {
+	CLI_INTEGRITY_OK,
+	CLI_INTEGRITY_UNKNOWN,      /* the content digest matches; no certificate to check the
+				       signature with */
+	CLI_INTEGRITY_HASH_FAILURE, /* the content is not what was signed */
+	CLI_INTEGRITY_SIG_FAILURE,  /* the signature value does not verify */
+	CLI_INTEGRITY_FORMAT,       /* not checked: the signature cannot be read (format_error) */
+};
+
+enum cli_chain {
+	CLI_CHAIN_OK,            /* every signature up to a self-signed certificate checks */
+	CLI_CHAIN_INCOMPLETE,    /* an issuer is missing; the signatures up to it check */
+	CLI_CHAIN_BAD_SIGNATURE, /* a certificate's signature does not verify */
+};
+
+enum cli_revocation {
+	CLI_REV_GOOD,        /* a current CRL of the issuer does not list it */
+	CLI_REV_REVOKED,     /* a CRL of the issuer lists it (revocation_time says when) */
+	CLI_REV_CRL_MISSING, /* no CRL of the issuer */
+	CLI_REV_CRL_STALE,   /* only CRLs past their nextUpdate */
+	CLI_REV_UNCHECKED,   /* the chain is not trusted (now), so no CRL can be judged */
+};
+
+enum cli_cert_validity {
+	CLI_CERT_VALID,   /* within its dates and not revoked at the signing time */
+	CLI_CERT_INVALID, /* expired, not yet valid or revoked at the signing time */
+	CLI_CERT_UNKNOWN,
+};
+
+enum cli_appended {
+	CLI_APPENDED_NONE,       /* nothing after the signed range */
+	CLI_APPENDED_SIGNATURES, /* only later signatures' updates */
+	CLI_APPENDED_OTHER,      /* other changes */
+};
+
+struct cli_timestamp_report {
+	enum cli_tst_status status;
+	time_t time;
+	char *time_iso; /* genTime, ISO 8601 */
+	char *tsa;      /* the TSA certificate's subject, RFC 2253 */
+	char *error;    /* why it is not VALID */
+};
+
+struct cli_pdf_sig_report {
+	char *field, *sub_filter, *name, *reason, *location;
+	int has_byte_range;
+	int64_t byte_range[4];
+	uint64_t file_size, signed_end, appended_bytes;
+	int whole_file;
+	enum cli_appended appended;
+	size_t appended_revisions, later_signatures;
+	char *appended_detail;
 };
 
 struct cli_signer_report {
+	/* who */
 	char *signer;       /* subject, RFC 2253; NULL when the certificate is missing */
 	char *signer_cn;
+	char *nip;          /* from the subject's serialNumber "NIP…", else from the registry */
+	const char *nip_source; /* "certificate", "registry" or NULL */
+	char *position;     /* jabatan, from the registry, or NULL */
 	char *issuer;
 	char *serial;       /* lower-case hex */
 	char *not_before;   /* the signer certificate's validity, ISO 8601 */
 	char *not_after;
-	char *signing_time; /* signingTime attribute, ISO 8601, or NULL */
-	int integrity;
-	int trusted;
-	char *trust_error;  /* why the chain was not trusted, or NULL */
+	char *digest_algorithm;
+	/* when */
+	enum cli_time_source time_source;
+	time_t time;        /* the signing time the certificate is judged at */
+	char *signing_time; /* ISO 8601, or NULL (CLI_TIME_NONE) */
+	char *claimed_time; /* what the signer claims, or NULL */
+	struct cli_timestamp_report ts;
+	/* integrity */
+	enum cli_integrity integrity_state;
+	int integrity;      /* integrity_state == CLI_INTEGRITY_OK */
+	char *integrity_error;
+	char *format_error; /* the signature could not be read at all: why */
+	int unsupported;    /* format_error is a kind of signature this verifier does not check */
+	/* the certificate */
+	int trusted;        /* chains to an anchor at the signing time */
+	char *trust_error;
+	enum cli_chain chain;
+	int verified;       /* chain == CLI_CHAIN_OK */
+	char *verify_error;
+	size_t chain_len;   /* certificates in the path checked, the signer's included */
+	char *anchor;       /* the anchor's subject when trusted */
+	enum cli_cert_validity cert_validity;
+	const char *cert_status; /* "valid", "expired", "not-yet-valid", "revoked", "unknown" */
+	const char *cert_sub;    /* the sub-indication the certificate's status leads to */
+	char *cert_error;   /* why not valid, or why unknown */
+	enum cli_revocation revocation;
+	char *revocation_time;   /* when revoked */
+	char *revocation_reason; /* the CRL's reason code, when given */
+	/* PDF signatures */
+	int is_pdf;
+	struct cli_pdf_sig_report pdf;
+	/* the verdict */
 	enum cli_conclusion conclusion;
-	char *reason;       /* NULL when VALID */
+	const char *sub_indication; /* doc/verification.md lists them; NULL when VALID */
+	char *reason;               /* NULL when VALID */
 };
 
 struct cli_verify_report {
 	char *file;
-	char *content; /* NULL when the content is embedded in the signature */
-	char *error;   /* the file is not a CMS SignedData at all: why (conclusion INVALID) */
+	int is_pdf;
+	char *content; /* CMS: the content file, NULL when embedded; PDF: NULL */
+	char *error;   /* no signature could be reported: why (conclusion INVALID or INDETERMINATE) */
+	char *time;    /* the time of the verification, ISO 8601 */
+	size_t n_anchors, n_crls;
+	size_t unsigned_fields; /* PDF: empty signature fields */
 	size_t n_signers;
 	struct cli_signer_report *signers;
 	enum cli_conclusion conclusion;
 };
 
+#define CLI_VERIFY_FILES_MAX 256 /* --ca and --crl options, each */
+
 struct cli_verify_opts {
-	const char *sigfile;
-	const char *content;      /* NULL: derived from sigfile, or embedded */
+	const char *sigfile;      /* a CMS signature file, or a PDF */
+	const char *content;      /* NULL: derived from sigfile, or embedded (CMS only) */
 	const char *const *cas;   /* --ca files, NULL-terminated; NULL or empty: anchors_dir */
-	const char *anchors_dir;  /* every *.pem in it; normally PARAF_SYSCONFDIR "/anchors" */
+	const char *anchors_dir;  /* every file in it; normally PARAF_SYSCONFDIR "/anchors" */
+	const char *const *crls;  /* --crl files, NULL-terminated */
+	const char *crl_dir;      /* --crl-dir; normally PARAF_SYSCONFDIR "/crl" */
+	int crl_dir_given;        /* --crl-dir: used even with --crl */
+	const char *owners_dir;   /* the registry (optional), PARAF_SYSCONFDIR "/owners.d" */
+	time_t now;               /* the time of the verification; 0: the current time */
 };
 
 /*
- * Verifies a CMS signature file. Returns 0 and a report whatever the verdict (a file that is
- * not a CMS signature is an INVALID report with its error set). Fails with -EUCLEAN when the
- * content file cannot be derived from the signature file's name (a usage error), -EINVAL for a
- * --ca file without certificates, or the -errno of a file that cannot be read; *error_out is
- * then a message saying which file (free it; NULL only when out of memory).
+ * Verifies a CMS signature file or a PDF's signatures. Returns 0 and a report whatever the
+ * verdict (a file that is not a signature, an encrypted or damaged PDF, is a report with its
+ * error set). Fails with -EUCLEAN for a usage error (the content file cannot be derived from
+ * the signature file's name; a CONTENT given with a PDF), -EINVAL for a --ca or --crl file that
+ * holds no certificate or CRL, or the -errno of a file that cannot be read; *error_out is then
+ * a message saying which file (free it; NULL only when out of memory).
  */
 int cli_verify_run(const struct cli_verify_opts *o, struct cli_verify_report **ret,
 	char **error_out);
 struct cli_verify_report *cli_verify_report_free(struct cli_verify_report *r);
 PF_DEFINE_CLEANUP(struct cli_verify_report, cli_verify_report_free)
 const char *cli_conclusion_name(enum cli_conclusion c);
+/* "TOTAL_PASSED", "TOTAL_FAILED", "INDETERMINATE": EU DSS's and ETSI EN 319 102-1's words. */
+const char *cli_indication_name(enum cli_conclusion c);
 int cli_verify_report_json(const struct cli_verify_report *r, json_object **ret);
 int cli_verify_report_print(const struct cli_verify_report *r, FILE *f);
+
+/* The pieces, for cli-verify*.c and the tests. */
+struct cli_trust;
+/* Loads the anchors, CRLs and registry the options name. -EINVAL (with *error_out) for a --ca or
+ * --crl file that cannot be used; a missing default directory is an empty one. */
+int cli_trust_load(const struct cli_verify_opts *o, time_t now, struct cli_trust **ret,
+	char **error_out);
+struct cli_trust *cli_trust_free(struct cli_trust *t);
+PF_DEFINE_CLEANUP(struct cli_trust, cli_trust_free)
+size_t cli_trust_n_anchors(const struct cli_trust *t);
+size_t cli_trust_n_crls(const struct cli_trust *t);
+/* Who signed: subject, CN, issuer, serial, validity, NIP (certificate, else registry). */
+int cli_signer_identify(const struct cli_trust *t, X509 *x, struct cli_signer_report *s);
+/*
+ * The certificate's status at s->time (s->time_source says how sure that time is): trusted,
+ * verified, valid (dates and revocation). extra: certificates that came with the signature.
+ */
+int cli_signer_check_cert(const struct cli_trust *t, X509 *x, STACK_OF(X509) * extra,
+	struct cli_signer_report *s);
+/* The anchors and the other certificates loaded with them (borrowed): to find issuers. */
+STACK_OF(X509) *cli_trust_certs(const struct cli_trust *t);
+/* The RFC 3161 signature timestamp of a SignerInfo, if it has one (status CLI_TST_NONE). */
+struct CMS_SignerInfo_st; /* CMS_SignerInfo */
+int cli_timestamp_check(const struct cli_trust *t, struct CMS_SignerInfo_st *si,
+	struct cli_timestamp_report *ret);
+/*
+ * Whether a timestamp's signer is trusted at its genTime: listed itself with the anchors, or
+ * chaining to an anchor; valid then; not revoked by then as far as the CRLs know. *ret_why is
+ * NULL when trusted, else why not.
+ */
+int cli_trust_tsa_check(const struct cli_trust *t, X509 *tsa, STACK_OF(X509) * extra,
+	time_t gen, char **ret_why);
+/* What the container says about the signing time besides the CMS (a PDF's /M). */
+struct cli_claim {
+	int has_time;
+	time_t time;
+};
+/*
+ * Verifies every SignerInfo of cms (n_reps of them) over cont (NULL: the embedded content),
+ * filling reps[] and concluding each. -EIO with *error_out when the content cannot be read.
+ */
+struct CMS_ContentInfo_st; /* CMS_ContentInfo */
+int cli_verify_signed_data(const struct cli_trust *t, struct CMS_ContentInfo_st *cms, BIO *cont,
+	const char *content_name, const struct cli_claim *claim, struct cli_signer_report *reps,
+	size_t n_reps, char **error_out);
+/* The conclusion, sub-indication and reason of a filled signer report. */
+int cli_signer_conclude(const struct cli_trust *t, struct cli_signer_report *s);
+void cli_signer_report_release(struct cli_signer_report *s);
+/* The certificate chain's signatures, from x up to a self-signed certificate among candidates. */
+int cli_chain_verify(X509 *x, STACK_OF(X509) * const *candidates, size_t n_candidates,
+	enum cli_chain *ret, char **ret_error, size_t *ret_len);
+/* The NIP in a subject serialNumber value ("NIP197803152005011002", or 18 digits), or NULL. */
+char *cli_nip_from_serial_number(const char *value);

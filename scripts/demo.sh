@@ -3,13 +3,16 @@
 # policy directory registering the certificate to the account running the demo, parafd on a
 # private socket with a scripted PIN dialog, an Indonesian official letter signed with
 # `paraf sign` (the PIN typed in parafd's own dialog, never given to paraf), refusals by the
-# policy and by paraf, and the signature verified with `paraf verify` and with OpenSSL. Run by
+# policy and by paraf, and the signature verified with `paraf verify` and with OpenSSL; then the
+# same letter as a PDF signed visibly with `paraf sign-pdf` (QR code, signature block and the
+# regulation's footer, R10) and verified with `paraf verify` (and poppler's pdfsig). Run by
 # `make demo` (PARAF_BUILD, PYTHON set), as root on CI machines: it needs no terminal and asks
 # nothing.
 #
 # Everything it starts is stopped and its temporary directory removed on exit, also on failure
-# or interruption. It exits non-zero if any step fails. The signed letter, its .p7s and the
-# demo CA certificate stay in demo-out/ (git-ignored) for a person to look at.
+# or interruption. It exits non-zero if any step fails. The signed letter, its .p7s, the signed
+# PDF letter with a PNG of its first page, and the demo CA certificate and CRL stay in demo-out/
+# (git-ignored) for a person to look at.
 #
 # The CA, the certificate-policy OID and the PIN are demo material only (see test/pki.py):
 # nothing here is BSrE's, and the user's own tokens and configuration are never touched.
@@ -100,6 +103,7 @@ done
 [ -r "$FAKE_PINENTRY" ] || die "$FAKE_PINENTRY is missing"
 [ -r "$MODULE" ] || die "SoftHSM ($MODULE) is not installed (make deps)"
 command -v openssl >/dev/null 2>&1 || die "openssl is not installed"
+command -v pdftoppm >/dev/null 2>&1 || die "pdftoppm is not installed (poppler-utils: make deps)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/paraf-demo.XXXXXX")
 chmod 700 "$tmp"
@@ -375,7 +379,7 @@ grep -q "in the trusted PIN dialog, not on the command line (R2)" "$tmp/run.out"
 [ ! -e "$tmp/server-hello.txt.p7s" ] || die "a refused request wrote a signature"
 
 step "paraf verify (R11: signer, time, integrity, trust, validity, issuer, conclusion)"
-run $PARAF_RUN "$PARAF" --socket "$SOCK" verify --ca "$CA" "$LETTER.p7s" "$LETTER" ||
+run $PARAF_RUN "$PARAF" --socket "$SOCK" verify --ca "$CA" --crl "$POLICY/crl/demo-ca.crl" "$LETTER.p7s" "$LETTER" ||
 	die "paraf verify did not conclude VALID"
 
 step "Independent check with OpenSSL"
@@ -386,7 +390,7 @@ step "An altered copy of the letter must not verify"
 sed 's/pukul         : 09.00/pukul         : 13.00/' "$LETTER" >"$tmp/altered.txt"
 cmp -s "$LETTER" "$tmp/altered.txt" && die "could not alter the letter"
 say "changed the meeting time from 09.00 to 13.00"
-if "$PARAF" --socket "$SOCK" verify --ca "$CA" "$LETTER.p7s" "$tmp/altered.txt" \
+if "$PARAF" --socket "$SOCK" verify --ca "$CA" --crl "$POLICY/crl/demo-ca.crl" "$LETTER.p7s" "$tmp/altered.txt" \
 	>"$tmp/altered.out" 2>&1; then
 	sed 's/^/      /' "$tmp/altered.out"
 	die "paraf verify accepted an altered letter"
@@ -398,6 +402,58 @@ if openssl cms -verify -binary -inform DER -in "$LETTER.p7s" -content "$tmp/alte
 	die "openssl accepted an altered letter"
 fi
 say "openssl cms -verify refused it too"
+
+step "The letter as a PDF, signed visibly: QR code, signature block and footer (R10)"
+PDF=$OUT/surat-undangan-rapat.pdf
+SIGNED_PDF=$OUT/surat-undangan-rapat-ttd.pdf
+PNG=$OUT/surat-undangan-rapat-ttd-halaman-1.png
+rm -f "$PDF" "$SIGNED_PDF" "$PNG"
+"$PYTHON" "$ROOT/test/pdfgen.py" letter "$PDF" --name "Budi Santoso" \
+	--nip "19780315 200501 1 002" --position "Kepala Dinas Komunikasi dan Informatika" \
+	--number "005/123/DISKOMINFO/$YEAR" || die "could not make the PDF letter"
+say "$PDF ($(wc -c <"$PDF") bytes): kop surat, Nomor, Perihal, body, the official's name"
+# The organisation's appearance template: where the QR code leads (the archive's verification
+# page; {id} is the SHA-256 of the unsigned PDF) and the issuer named in the block and footer.
+{
+	echo "# The demo's appearance template (doc/pdf.md). The URL is an example, not a real archive."
+	echo "[appearance]"
+	echo "verify_url = https://arsip.contoh.go.id/verifikasi/{id}"
+	echo "issuer_name = BSrE"
+} >"$tmp/appearance.conf"
+say "$tmp/appearance.conf:"
+sed 's/^/      /' "$tmp/appearance.conf"
+say "one PIN dialog, as for the .p7s; the PDF's bytes stay as they were and the signature is"
+say "appended to them as an incremental update (PAdES, R16)"
+run $PARAF_RUN "$PARAF" --socket "$SOCK" sign-pdf "$PDF" -o "$SIGNED_PDF" --cert "$CERT_ID" \
+	--visible --appearance "$tmp/appearance.conf" \
+	--reason "Undangan rapat koordinasi" --location "Kabupaten Contoh" ||
+	die "paraf sign-pdf failed"
+[ -s "$SIGNED_PDF" ] || die "paraf sign-pdf did not write $SIGNED_PDF"
+cmp -s -n "$(wc -c <"$PDF")" "$PDF" "$SIGNED_PDF" ||
+	die "the signed PDF does not begin with the unsigned one (not an incremental update)"
+say "wrote $SIGNED_PDF ($(wc -c <"$SIGNED_PDF") bytes)"
+
+step "paraf verify of the PDF (R11: signer, NIP, time, integrity and coverage, trust, conclusion)"
+cp "$POLICY/crl/demo-ca.crl" "$OUT/demo-ca.crl"
+run $PARAF_RUN "$PARAF" verify --ca "$CA" --crl "$OUT/demo-ca.crl" "$SIGNED_PDF" ||
+	die "paraf verify did not conclude VALID for the signed PDF"
+if command -v pdfsig >/dev/null 2>&1 && command -v certutil >/dev/null 2>&1; then
+	say "and independently, with poppler's pdfsig trusting the demo CA (an NSS database):"
+	mkdir "$tmp/nssdb"
+	certutil -N -d "sql:$tmp/nssdb" --empty-password >/dev/null 2>&1 &&
+		certutil -A -d "sql:$tmp/nssdb" -n demo-ca -t C,C,C -i "$CA" >/dev/null 2>&1 ||
+		die "could not make an NSS database for pdfsig"
+	run pdfsig -nssdir "sql:$tmp/nssdb" "$SIGNED_PDF" || true
+	grep -q "Signature is Valid" "$tmp/run.out" || die "pdfsig does not find the signature valid"
+	grep -q "Certificate is Trusted" "$tmp/run.out" || die "pdfsig does not trust the certificate"
+	grep -q "Total document signed" "$tmp/run.out" || die "pdfsig: not the whole document signed"
+fi
+pdftoppm -png -r 100 -f 1 -l 1 -singlefile "$SIGNED_PDF" "${PNG%.png}" ||
+	die "pdftoppm could not render the signed PDF"
+say "its first page, rendered: $PNG"
+if command -v zbarimg >/dev/null 2>&1; then
+	say "its QR code (zbarimg) leads to: $(zbarimg --raw -q --nodbus "$PNG" 2>/dev/null | head -n 1)"
+fi
 
 step "Stop parafd"
 kill -TERM "$parafd_pid"
@@ -411,8 +467,12 @@ esac
 
 printf '\nThe signed letter is kept for you to look at:\n'
 printf '  %s\n  %s.p7s\n  %s (demo CA)\n' "$LETTER" "$LETTER" "$OUT/demo-ca.pem"
+printf 'The PDF letter, signed visibly, and a picture of its first page:\n'
+printf '  %s\n  %s\n' "$SIGNED_PDF" "$PNG"
 printf 'Check it yourself with:\n'
-printf '  paraf verify --ca %s %s.p7s %s\n' "$OUT/demo-ca.pem" "$LETTER" "$LETTER"
+printf '  paraf verify --ca %s --crl %s %s.p7s %s\n' "$OUT/demo-ca.pem" "$OUT/demo-ca.crl" "$LETTER" "$LETTER"
 printf '  openssl cms -verify -binary -inform DER -in %s.p7s -content %s -CAfile %s -purpose any -out /dev/null\n' \
 	"$LETTER" "$LETTER" "$OUT/demo-ca.pem"
 printf '  openssl cms -cmsout -print -inform DER -in %s.p7s\n' "$LETTER"
+printf '  paraf verify --ca %s --crl %s %s\n' "$OUT/demo-ca.pem" "$OUT/demo-ca.crl" "$SIGNED_PDF"
+printf '  pdfsig %s   (after adding the demo CA to an NSS database)\n' "$SIGNED_PDF"

@@ -33,7 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 EXIT_OK, EXIT_NOT_VALID, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AGENT, EXIT_LOCAL = range(6)
 REPORT_KEYS = {"signer", "signer_cn", "issuer", "serial", "signing_time", "integrity",
-    "trusted", "trust_error", "conclusion", "reason"}
+    "trusted", "trust_error", "conclusion", "reason", "indication", "sub_indication", "nip",
+    "signing_time_source", "timestamp", "verified", "valid_at_signing_time", "revocation",
+    "coverage", "pdf"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -86,9 +88,15 @@ def verify_json(run_paraf, *args):
 def anchors_dir(run_paraf):
     """The default trust anchor directory, as `paraf verify --help` names it."""
     r = expect(run_paraf(None, "verify", "--help"), EXIT_OK)
-    m = re.search(r"every \*\.pem in (\S+)", r.stdout)
+    m = re.search(r"every certificate file in (\S+)", r.stdout)
     assert m, r.stdout
     return Path(m.group(1))
+
+
+def ca_crl(ca, tmp_path, revoked=(), name="ca.crl", **kw):
+    """A CRL of `ca` (current unless kw says otherwise) in tmp_path: without a current CRL,
+    revocation is unknown and verify does not conclude VALID (R8)."""
+    return write(tmp_path / name, pki.crl_pem(ca.crl(revoked=revoked, **kw)))
 
 
 def software_signer(ca, tmp_path, name, **issue):
@@ -498,6 +506,7 @@ def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_detach
     assert sorted(os.listdir(docs)) == sorted([f.name for f in files] +
         [f.name + ".p7s" for f in files]), os.listdir(docs)
     before = datetime.datetime.now(datetime.timezone.utc)
+    crl = ca_crl(ca, tmp_path)
     for f in files:
         sig = Path(str(f) + ".p7s")
         assert str(sig) in r.stdout
@@ -508,12 +517,14 @@ def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_detach
         info = pki.cms_info(sig.read_bytes())
         assert info["signers"][0]["digest_algorithm"] == pki.OID[digest]
 
-        rep = verify_json(run_paraf, "--ca", ca.cert_path, sig)
+        rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", crl, sig)
         assert rep["file"] == str(sig) and rep["content"] == str(f)
         assert rep["conclusion"] == "VALID"
         (s,) = rep["signatures"]
         assert s["conclusion"] == "VALID" and s["reason"] is None
         assert s["integrity"] is True and s["trusted"] is True and s["trust_error"] is None
+        assert s["verified"] is True and s["valid_at_signing_time"] is True
+        assert s["signing_time_source"] == "claimed" and s["revocation"] == "good"
         assert s["signer"] == pki.rfc2253(ident.cert.subject)
         assert s["signer_cn"] == cn(ident.cert)
         assert s["issuer"] == pki.rfc2253(ca.cert.subject)
@@ -522,9 +533,10 @@ def test_sign_cms_then_verify(kind, digest, ca, token, agent_factory, run_detach
             tzinfo=datetime.timezone.utc)
         assert abs((before - st).total_seconds()) < 120, s["signing_time"]
 
-    text = expect(run_paraf(None, "verify", "--ca", ca.cert_path, str(files[0]) + ".p7s"),
-        EXIT_OK).stdout
-    for v in (cn(ident.cert), cn(ca.cert), "VALID", "integrity:", "signing time:"):
+    text = expect(run_paraf(None, "verify", "--ca", ca.cert_path, "--crl", crl,
+        str(files[0]) + ".p7s"), EXIT_OK).stdout
+    for v in (cn(ident.cert), cn(ca.cert), "VALID", "integrity (keutuhan dokumen):",
+            "signing time (waktu tanda tangan):"):
         assert v in text, (v, text)
 
 
@@ -792,10 +804,10 @@ def signed(ca, tmp_path):
     return {"cert": cert, "cert_path": cp, "key_path": kp, "doc": doc, "sig": sig}
 
 
-def test_verify_is_offline(run_paraf, ca, signed):
+def test_verify_is_offline(run_paraf, ca, signed, tmp_path):
     """verify needs no agent: no socket, no XDG_RUNTIME_DIR."""
-    r = run_paraf(None, "verify", "--ca", ca.cert_path, signed["sig"],
-        env={"XDG_RUNTIME_DIR": "", "PARAF_SOCKET": ""})
+    r = run_paraf(None, "verify", "--ca", ca.cert_path, "--crl", ca_crl(ca, tmp_path),
+        signed["sig"], env={"XDG_RUNTIME_DIR": "", "PARAF_SOCKET": ""})
     expect(r, EXIT_OK)
     assert "VALID" in r.stdout
 
@@ -807,6 +819,7 @@ def test_verify_tampered_content_is_invalid(run_paraf, ca, signed, tmp_path):
     rep = verify_json(run_paraf, "--ca", ca.cert_path, signed["sig"], changed)
     (s,) = rep["signatures"]
     assert rep["conclusion"] == "INVALID" and s["conclusion"] == "INVALID"
+    assert s["indication"] == "TOTAL_FAILED" and s["sub_indication"] == "HASH_FAILURE", s
     assert s["integrity"] is False and s["trusted"] is True and s["reason"]
     assert rep["content"] == str(changed)
 
@@ -815,6 +828,7 @@ def test_verify_tampered_content_is_invalid(run_paraf, ca, signed, tmp_path):
     bad = write(tmp_path / "bad.pdf.p7s", bytes(der))
     rep = verify_json(run_paraf, "--ca", ca.cert_path, bad, signed["doc"])
     assert rep["conclusion"] == "INVALID" and rep["signatures"][0]["integrity"] is False
+    assert rep["signatures"][0]["sub_indication"] == "SIG_CRYPTO_FAILURE", rep
 
 
 def test_verify_untrusted_is_indeterminate(run_paraf, ca, signed, tmp_path):
@@ -829,10 +843,14 @@ def test_verify_untrusted_is_indeterminate(run_paraf, ca, signed, tmp_path):
     assert "unable to get local issuer certificate" in s["trust_error"], s
     assert s["trust_error"] in s["reason"]
 
+    assert s["sub_indication"] == "NO_CERTIFICATE_CHAIN_FOUND", s
+
     # several certificates in one --ca file, and several --ca options
+    crl = ca_crl(ca, tmp_path)
     both = write(tmp_path / "both.pem", other.cert_path.read_bytes() + ca.cert_path.read_bytes())
-    assert verify_json(run_paraf, "--ca", both, signed["sig"])["conclusion"] == "VALID"
-    assert verify_json(run_paraf, "--ca", other.cert_path, "--ca", ca.cert_path,
+    assert verify_json(run_paraf, "--ca", both, "--crl", crl, signed["sig"])["conclusion"] == \
+        "VALID"
+    assert verify_json(run_paraf, "--ca", other.cert_path, "--ca", ca.cert_path, "--crl", crl,
         signed["sig"])["conclusion"] == "VALID"
 
     if anchors_dir(run_paraf).exists():
@@ -842,40 +860,87 @@ def test_verify_untrusted_is_indeterminate(run_paraf, ca, signed, tmp_path):
     assert s["conclusion"] == "INDETERMINATE" and s["reason"] == "no trust anchors configured"
 
 
-def test_verify_expired_signer_is_indeterminate(run_paraf, ca, tmp_path):
-    """R7/R11: a signer certificate that has expired is reported, not trusted now."""
+def test_verify_expired_signer_is_invalid(run_paraf, ca, tmp_path):
+    """R7/R11: signed (by the signer's own clock, now) with a certificate that had expired:
+    INVALID (EXPIRED), the chain itself trusted, the validity dates reported."""
     now = pki.utcnow()
     cert, cp, kp = software_signer(ca, tmp_path, "Pejabat Lama",
         not_before=now - datetime.timedelta(days=800), not_after=now - datetime.timedelta(days=70))
     doc = write(tmp_path / "lama.txt", b"lama")
     sig = openssl_sign(doc, [(cp, kp)], tmp_path / "lama.txt.p7s")
-    rep = verify_json(run_paraf, "--ca", ca.cert_path, sig)
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", ca_crl(ca, tmp_path), sig)
     (s,) = rep["signatures"]
-    assert s["integrity"] is True and s["conclusion"] == "INDETERMINATE"
-    assert "expired" in s["trust_error"], s
+    assert s["integrity"] is True and s["conclusion"] == "INVALID", s
+    assert s["sub_indication"] == "EXPIRED" and s["trusted"] is True, s
+    assert s["valid_at_signing_time"] is False and "expired" in s["certificate_error"], s
     assert s.get("not_after") == pki.iso(cert.not_valid_after)
+
+
+def test_verify_revocation(run_paraf, ca, signed, tmp_path):
+    """R8/R11: revocation from the CRLs given with --crl (PEM or DER) or found in --crl-dir:
+    revoked before the signing time, INVALID (REVOKED) with the date and the reason; no CRL
+    or only a stale one, INDETERMINATE (TRY_LATER): revocation unknown. A --crl that is not a
+    CRL, or a --crl-dir that does not exist, exit 5 naming it."""
+    sig = signed["sig"]
+    when = pki.utcnow() - datetime.timedelta(hours=1)  # openssl signed it just now
+    d = tmp_path / "crls"
+    d.mkdir()
+    write(d / "ca.crl", pki.crl_der(ca.crl(revoked=[(signed["cert"], when, "key_compromise")])))
+    pem = ca_crl(ca, tmp_path, revoked=[(signed["cert"], when, "key_compromise")],
+        name="revoked.pem")
+    for args in (["--crl", d / "ca.crl"], ["--crl-dir", d], ["--crl", pem]):
+        rep = verify_json(run_paraf, "--ca", ca.cert_path, *args, sig)
+        (s,) = rep["signatures"]
+        assert s["conclusion"] == "INVALID" and s["sub_indication"] == "REVOKED", (args, s)
+        assert s["revocation"] == "revoked" and s["revocation_time"] == pki.iso(when), s
+        assert s["revocation_reason"] == "keyCompromise" and s["valid_at_signing_time"] is False
+        assert rep["crls"] == 1, rep
+
+    now = pki.utcnow()
+    stale = ca_crl(ca, tmp_path, name="stale.crl", this_update=now - datetime.timedelta(days=9),
+        next_update=now - datetime.timedelta(days=2))
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", stale, sig)
+    (s,) = rep["signatures"]
+    assert s["conclusion"] == "INDETERMINATE" and s["sub_indication"] == "TRY_LATER", s
+    assert s["revocation"] == "crl-stale" and s["valid_at_signing_time"] is None, s
+    empty = tmp_path / "no-crls"
+    empty.mkdir()
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl-dir", empty, sig)
+    (s,) = rep["signatures"]
+    assert s["sub_indication"] == "TRY_LATER" and s["revocation"] == "crl-missing", s
+    text = expect(run_paraf(None, "verify", "--ca", ca.cert_path, "--crl-dir", empty, sig),
+        EXIT_NOT_VALID).stdout
+    assert "INDETERMINATE" in text and "revocation (pencabutan):" in text, text
+
+    expect(run_paraf(None, "verify", "--ca", ca.cert_path, "--crl", signed["doc"], sig),
+        EXIT_LOCAL, r"--crl .*keputusan\.pdf.*not a CRL")
+    expect(run_paraf(None, "verify", "--ca", ca.cert_path, "--crl-dir", tmp_path / "none", sig),
+        EXIT_LOCAL, r"none")
 
 
 def test_verify_formats_and_signers(run_paraf, ca, signed, tmp_path):
     """PEM input is detected; CONTENT may be named explicitly; a signature without
-    signingTime reports null; every SignerInfo is reported and the worst conclusion wins."""
+    signingTime reports null; every SignerInfo is reported and the worst conclusion wins; a
+    signature without its certificate is INDETERMINATE (NO_SIGNING_CERTIFICATE_FOUND)."""
+    crl = ca_crl(ca, tmp_path)
     pem = tmp_path / "sig.pem"
     r = subprocess.run(["openssl", "cms", "-cmsout", "-inform", "DER", "-in", str(signed["sig"]),
         "-outform", "PEM", "-out", str(pem)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert verify_json(run_paraf, "--ca", ca.cert_path, pem, signed["doc"])["conclusion"] == \
-        "VALID"
+    assert verify_json(run_paraf, "--ca", ca.cert_path, "--crl", crl, pem,
+        signed["doc"])["conclusion"] == "VALID"
 
     noattr = openssl_sign(signed["doc"], [(signed["cert_path"], signed["key_path"])],
         tmp_path / "noattr.p7s", "-noattr")
-    rep = verify_json(run_paraf, "--ca", ca.cert_path, noattr, signed["doc"])
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", crl, noattr, signed["doc"])
     assert rep["conclusion"] == "VALID" and rep["signatures"][0]["signing_time"] is None
+    assert rep["signatures"][0]["signing_time_source"] is None
 
     other = pki.CA(tmp_path / "other", kind="ec", name="Other CA")
     _, cp2, kp2 = software_signer(other, tmp_path, "Orang Lain")
     two = openssl_sign(signed["doc"], [(signed["cert_path"], signed["key_path"]), (cp2, kp2)],
         tmp_path / "two.p7s")
-    rep = verify_json(run_paraf, "--ca", ca.cert_path, two, signed["doc"])
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", crl, two, signed["doc"])
     # SignerInfos are a SET: their order in the file is the DER order, not the signing order
     assert sorted((s["signer_cn"], s["conclusion"]) for s in rep["signatures"]) == \
         [("Orang Lain", "INDETERMINATE"), ("Siti Rahayu", "VALID")]
@@ -883,9 +948,10 @@ def test_verify_formats_and_signers(run_paraf, ca, signed, tmp_path):
 
     nocerts = openssl_sign(signed["doc"], [(signed["cert_path"], signed["key_path"])],
         tmp_path / "nocerts.p7s", "-nocerts")
-    rep = verify_json(run_paraf, "--ca", ca.cert_path, nocerts, signed["doc"])
+    rep = verify_json(run_paraf, "--ca", ca.cert_path, "--crl", crl, nocerts, signed["doc"])
     (s,) = rep["signatures"]
-    assert s["conclusion"] == "INVALID" and s["signer"] is None
+    assert s["conclusion"] == "INDETERMINATE" and s["signer"] is None
+    assert s["sub_indication"] == "NO_SIGNING_CERTIFICATE_FOUND", s
     assert int(s["serial"], 16) == signed["cert"].serial_number
 
 
