@@ -27,6 +27,14 @@ enum tok_msg_type {
 	TOK_MSG_LIST_REPLY = 2,
 	TOK_MSG_SIGN = 3,
 	TOK_MSG_SIGN_REPLY = 4,
+	/* Provisioning (paraf admin, paraf activate/renew): one request, one TOK_MSG_ADMIN_REPLY. */
+	TOK_MSG_INIT_TOKEN = 5,  /* C_InitToken on a blank token: so_pin, label */
+	TOK_MSG_INIT_PIN = 6,    /* C_Login(SO) + C_InitPIN: the one-time activation code */
+	TOK_MSG_SET_PIN = 7,     /* C_Login(USER, old) + C_SetPIN(old, new): the owner's passphrase */
+	TOK_MSG_GENERATE = 8,    /* C_GenerateKeyPair on the token (R3): returns the public key */
+	TOK_MSG_PUBKEY = 9,      /* the public key (SubjectPublicKeyInfo DER) with a CKA_ID */
+	TOK_MSG_WRITE_CERT = 10, /* C_CreateObject: a certificate next to its key (same CKA_ID) */
+	TOK_MSG_ADMIN_REPLY = 11,
 };
 
 /* Outcomes, converted from CK_RV once at the helper boundary (tok_err_from_rv). */
@@ -121,6 +129,40 @@ struct tok_sign_reply {
 	size_t n_sigs;
 };
 
+/* Provisioning requests. Which fields are used depends on the message type; secrets are
+ * pf_secret (wiped). A token is named by its id (TOK_ID_LEN hex) or, for INIT_TOKEN, by
+ * `serial` of a blank token, or the first blank token when serial is empty. */
+enum tok_key_kind {
+	TOK_KEY_RSA_3072 = 1,
+	TOK_KEY_EC_P256 = 2,
+};
+
+struct tok_admin_req {
+	uint32_t type;           /* enum tok_msg_type */
+	char *token_id;          /* all but INIT_TOKEN */
+	char *serial;            /* INIT_TOKEN: the blank token's serial, or "" */
+	char *label;             /* INIT_TOKEN: the new token label; GENERATE, WRITE_CERT: CKA_LABEL */
+	struct pf_secret *so_pin;  /* INIT_TOKEN, INIT_PIN */
+	struct pf_secret *pin;     /* INIT_PIN: the activation code; SET_PIN: old; GENERATE,
+				      WRITE_CERT: the user PIN */
+	struct pf_secret *new_pin; /* SET_PIN */
+	struct tok_blob ck_id;     /* GENERATE, PUBKEY, WRITE_CERT */
+	uint32_t key_kind;         /* GENERATE: enum tok_key_kind */
+	uint32_t decrypt;          /* GENERATE: also CKA_DECRYPT/CKA_UNWRAP (types that need it) */
+	struct tok_blob der;       /* WRITE_CERT: the certificate */
+};
+
+struct tok_admin_reply {
+	uint32_t err;         /* enum tok_err */
+	uint32_t ck_rv;
+	uint32_t pin_flags;   /* after a failed login */
+	char *detail;
+	char *token_id;       /* INIT_TOKEN: the new token's id */
+	char *serial;         /* INIT_TOKEN: its serial */
+	struct tok_blob spki; /* GENERATE, PUBKEY: SubjectPublicKeyInfo DER */
+	uint32_t min_pin, max_pin; /* the token's PIN length limits (ulMinPinLen, ulMaxPinLen) */
+};
+
 /* tok-err.c */
 const char *tok_err_to_string(enum tok_err e);
 /* The one place a CK_RV becomes an outcome. */
@@ -148,6 +190,24 @@ void tok_sign_reply_encode(struct pf_buf *b, const struct tok_sign_reply *r);
 int tok_sign_reply_decode(const uint8_t *p, size_t n, struct tok_sign_reply *ret);
 void tok_sign_reply_release(struct tok_sign_reply *r);
 
+void tok_admin_req_encode(struct pf_buf *b, const struct tok_admin_req *r);
+int tok_admin_req_decode(uint32_t type, const uint8_t *p, size_t n, struct tok_admin_req *ret);
+void tok_admin_req_release(struct tok_admin_req *r);
+void tok_admin_reply_encode(struct pf_buf *b, const struct tok_admin_reply *r);
+int tok_admin_reply_decode(const uint8_t *p, size_t n, struct tok_admin_reply *ret);
+void tok_admin_reply_release(struct tok_admin_reply *r);
+
+/* A synchronous link to a helper, for the provisioning commands (the CLI is not an event
+ * loop): spawns it, sends one frame at a time, waits for the answer with a deadline. */
+struct tok_link;
+int tok_link_open(const char *helper_path, char *const *modules, size_t n_modules,
+	struct tok_link **ret);
+struct tok_link *tok_link_close(struct tok_link *l);
+/* Sends a request frame (wiped afterwards) and returns the answer's body; -ETIMEDOUT kills
+ * the helper. */
+int tok_link_call(struct tok_link *l, struct pf_buf *frame, unsigned timeout_ms,
+	uint32_t *ret_type, struct pf_buf *ret_body);
+
 /* tok-helper.c: parafd's side. Starts the helper with one end of a socketpair on fd 3. */
 int tok_helper_spawn(const char *path, char *const *modules, size_t n_modules, pid_t *ret_pid,
 	int *ret_fd);
@@ -159,3 +219,5 @@ int tok_ctx_new(char *const *modules, size_t n_modules, struct tok_ctx **ret);
 struct tok_ctx *tok_ctx_free(struct tok_ctx *c);
 int tok_ctx_list(struct tok_ctx *c, struct tok_list *ret);
 void tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_reply *ret);
+/* tok-admin.c: provisioning, in the helper. */
+void tok_ctx_admin(struct tok_ctx *c, const struct tok_admin_req *req, struct tok_admin_reply *ret);
