@@ -97,6 +97,8 @@ pol_policy_init(struct pol_policy *p)
 	p->pin_parameter_types = POL_TYPE_BIT(POL_TYPE_SYSTEM); /* R2 */
 	p->max_batch = 500;
 	p->pin_timeout = 120;
+	strv_add(&p->email_domains, "go.id", 5); /* R17: the government domain */
+	p->passphrase_min_length = 8;
 }
 
 static void
@@ -112,6 +114,10 @@ owner_release(struct pol_owner *o)
 	free(o->unit);
 	free(o->decree);
 	free(o->token_serial);
+	free(o->application);
+	free(o->phone);
+	free(o->superior);
+	free(o->renews);
 }
 
 void
@@ -120,6 +126,7 @@ pol_policy_release(struct pol_policy *p)
 	for (int t = 0; t < _POL_TYPE_MAX; t++)
 		strv_clear(&p->type_oids[t]);
 	strv_clear(&p->signature_ekus);
+	strv_clear(&p->email_domains);
 	free(p->trust_anchors);
 	free(p->crl_dir);
 	free(p->pinentry);
@@ -178,6 +185,17 @@ static int
 add_oid(void *data, const char *s, size_t n)
 {
 	if (!oid_valid(s, n))
+		return -EINVAL;
+	return strv_add(data, s, n);
+}
+
+static int
+add_domain(void *data, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+			return -EINVAL;
+	if (!n || s[0] == '.' || s[n - 1] == '.')
 		return -EINVAL;
 	return strv_add(data, s, n);
 }
@@ -308,6 +326,22 @@ policy_kv(void *data, const char *sec, const char *key, const char *v, char *err
 	} else if (IS("pin", "pinentry")) {
 		r = v[0] == '/' ? set_str(&p->pinentry, v) : -EINVAL;
 		expect = "an absolute program path";
+	} else if (IS("registration", "email_domains")) {
+		strv_clear(&p->email_domains);
+		r = each_item(v, add_domain, &p->email_domains);
+		expect = "a list of domain names";
+	} else if (IS("keys", "algorithm")) {
+		r = 0;
+		if (!strcmp(v, "ec-p256"))
+			p->key_rsa = false;
+		else if (!strcmp(v, "rsa-3072"))
+			p->key_rsa = true;
+		else
+			r = -EINVAL;
+		expect = "ec-p256 or rsa-3072";
+	} else if (IS("passphrase", "min_length")) {
+		r = pf_parse_uint(v, 6, 256, &p->passphrase_min_length);
+		expect = "a number from 6 to 256";
 	} else if (IS("pin", "timeout")) {
 		r = pf_parse_uint(v, 5, 3600, &p->pin_timeout);
 		expect = "a number of seconds (5-3600)";
@@ -398,6 +432,19 @@ owner_kv(void *data, const char *sec, const char *key, const char *v, char *err,
 		dst = &o->decree;
 	else if (!strcmp(key, "token"))
 		dst = &o->token_serial;
+	else if (!strcmp(key, "application"))
+		dst = &o->application;
+	else if (!strcmp(key, "phone"))
+		dst = &o->phone;
+	else if (!strcmp(key, "superior"))
+		dst = &o->superior;
+	else if (!strcmp(key, "renews")) {
+		if (!hex64_valid(v)) {
+			snprintf(err, errsz, "'renews' must be the 64 hex digits of the certificate renewed");
+			return -EINVAL;
+		}
+		dst = &o->renews;
+	}
 	if (!dst) {
 		snprintf(err, errsz, "unknown key '%s' in [owner]", key);
 		return -EINVAL;
@@ -425,14 +472,15 @@ pol_owner_parse(struct pol_policy *p, const char *name, const char *text, char *
 	}
 	r = pf_ini_parse(name, text, owner_kv, &o, ret_error, error_size);
 	if (r >= 0) {
-		const char *missing = !o.cert_id[0] ? "certificate" : !o.account ? "account"
+		/* An application (R4) is registered before its certificate exists. */
+		const char *missing = !o.cert_id[0] && !o.application ? "certificate" : !o.account ? "account"
 					: o.type == POL_TYPE_NONE ? "type" : !o.name ? "name" : NULL;
 		if (!missing && o.type == POL_TYPE_JABATAN && !o.position)
 			missing = "position"; /* R18: a jabatan certificate names its position */
 		if (missing) {
 			snprintf(ret_error, error_size, "%s: missing '%s' in [owner]", name, missing);
 			r = -EINVAL;
-		} else if (pol_owner_find(p, o.cert_id)) {
+		} else if (o.cert_id[0] && pol_owner_find(p, o.cert_id)) {
 			snprintf(ret_error, error_size, "%s: certificate %.16s… is registered twice",
 				name, o.cert_id);
 			r = -EEXIST;
@@ -454,7 +502,7 @@ pol_owner_parse(struct pol_policy *p, const char *name, const char *text, char *
 const struct pol_owner *
 pol_owner_find(const struct pol_policy *p, const char *cert_id)
 {
-	for (size_t i = 0; i < p->n_owners; i++)
+	for (size_t i = 0; cert_id[0] && i < p->n_owners; i++)
 		if (!strcmp(p->owners[i].cert_id, cert_id))
 			return &p->owners[i];
 	return NULL;

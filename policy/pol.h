@@ -68,6 +68,10 @@ struct pol_owner {
 	bool uid_known;
 	enum pol_type type;
 	char *name, *nip, *nik, *email, *position, *unit, *decree, *token_serial;
+	/* provisioning (R4, R17, R18): an application is registered before its certificate
+	 * exists; cert_id stays empty until the certificate is imported */
+	char *application; /* the application's id: the owners.d file name without .conf */
+	char *phone, *superior, *renews;
 };
 
 struct pol_revoked {
@@ -102,6 +106,13 @@ struct pol_policy {
 	unsigned max_batch;
 	char *pinentry;
 	unsigned pin_timeout; /* seconds the dialog waits */
+	/* [registration] (R17): official e-mail domains; a domain matches itself and its
+	 * subdomains */
+	struct pol_strv email_domains;
+	/* [keys] (R3): the key generated on the token at activation */
+	bool key_rsa;           /* RSA 3072 instead of EC P-256 */
+	/* [passphrase] (R2, R4) */
+	unsigned passphrase_min_length;
 
 	/* owners.d (R1, R5, R17) and the local revocation list (R8) */
 	struct pol_owner *owners;
@@ -124,6 +135,19 @@ int pol_revoked_parse(struct pol_policy *p, const char *name, const char *text, 
 	size_t error_size);
 const struct pol_owner *pol_owner_find(const struct pol_policy *p, const char *cert_id);
 const struct pol_revoked *pol_revoked_find(const struct pol_policy *p, const char *cert_id);
+
+/* Provisioning checks (pure). Each returns 0, or -EINVAL with ret_field naming the field at
+ * fault and msg saying what was expected. */
+int pol_registration_check(const struct pol_policy *p, const struct pol_owner *o,
+	const char **ret_field, char *msg, size_t msgsz);
+/* R2, R4: the passphrase the owner chooses at activation: long enough, within the token's
+ * limits (0 = unknown), not one repeated character, not the NIK, the NIP, a birth date or the
+ * activation code. */
+int pol_passphrase_check(const struct pol_policy *p, const struct pol_owner *o,
+	const char *pass, size_t len, const char *activation_code, unsigned token_min,
+	unsigned token_max, char *msg, size_t msgsz);
+/* The owners.d text of an entry, as pol_owner_parse() reads it back. */
+char *pol_owner_format(const struct pol_owner *o);
 
 /* What a certificate says about itself, and what its chain and CRLs say about it. */
 enum pol_rev_state {

@@ -741,6 +741,144 @@ facts_from_der(void **state)
 	EVP_PKEY_free(k);
 }
 
+
+/* --- provisioning: R17, R18, R2/R4 ------------------------------------------------------ */
+
+static struct pol_owner
+applicant(void)
+{
+	struct pol_owner o = {};
+
+	o.type = POL_TYPE_INDIVIDUAL;
+	o.name = "Budi Santoso";
+	o.nik = "3201011503780001"; /* born 15-03-78 */
+	o.nip = "197803152005011002";
+	o.email = "budi@diskominfo.contoh.go.id";
+	o.unit = "Dinas Komunikasi dan Informatika";
+	o.account = "budi";
+	o.application = "app-1";
+	return o;
+}
+
+static void
+r17_registration_checked(void **state)
+{
+	struct pol_policy p;
+	struct pol_owner o = applicant();
+	const char *field = NULL;
+	char msg[256], err[256];
+	static const struct {
+		const char *field, *value;
+	} bad[] = {
+		{ "nik", "320101150378" },       /* 12 digits */
+		{ "nik", "32010115037800AB" },   /* not digits */
+		{ "nik", "3201019913780001" },   /* month 13 */
+		{ "nip", "19780315200501100" },  /* 17 digits */
+		{ "nip", "197813152005011002" }, /* month 13 */
+		{ "nip", "197803152005013002" }, /* sex digit 3 */
+		{ "email", "budi@gmail.com" },
+		{ "email", "budi@evilgo.id" },
+		{ "email", "no-at-sign" },
+		{ "name", "Dr. Budi Santoso" },
+		{ "name", "Budi Santoso, S.Kom" },
+		{ "name", "Ir Budi Santoso" },
+		{ "name", "Prof Budi" },
+		{ "name", "H Budi Santoso" },
+	};
+
+	pol_policy_init(&p);
+	assert_int_equal(pol_registration_check(&p, &o, &field, msg, sizeof(msg)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct pol_owner t = applicant();
+		if (!strcmp(bad[i].field, "nik"))
+			t.nik = (char *)bad[i].value;
+		else if (!strcmp(bad[i].field, "nip"))
+			t.nip = (char *)bad[i].value;
+		else if (!strcmp(bad[i].field, "email"))
+			t.email = (char *)bad[i].value;
+		else
+			t.name = (char *)bad[i].value;
+		field = NULL;
+		if (pol_registration_check(&p, &t, &field, msg, sizeof(msg)) >= 0)
+			fail_msg("accepted %s = '%s'", bad[i].field, bad[i].value);
+		if (!field || strcmp(field, bad[i].field))
+			fail_msg("%s = '%s': field '%s' blamed", bad[i].field, bad[i].value,
+				field ? field : "(none)");
+	}
+	/* A woman's NIK: day + 40. */
+	o.nik = "3201015503780002";
+	assert_int_equal(pol_registration_check(&p, &o, &field, msg, sizeof(msg)), 0);
+	/* The domain list is the policy's. */
+	assert_int_equal(pol_policy_parse(&p, "t", "[registration]\nemail_domains = contoh.go.id\n",
+		err, sizeof(err)), 0);
+	o.email = "budi@lain.go.id";
+	assert_true(pol_registration_check(&p, &o, &field, msg, sizeof(msg)) < 0);
+	pol_policy_release(&p);
+}
+
+static void
+r18_jabatan_needs_position_and_decree(void **state)
+{
+	struct pol_policy p;
+	struct pol_owner o = applicant();
+	const char *field = NULL;
+	char msg[256];
+
+	pol_policy_init(&p);
+	o.type = POL_TYPE_JABATAN;
+	assert_true(pol_registration_check(&p, &o, &field, msg, sizeof(msg)) < 0);
+	assert_string_equal(field, "position");
+	o.position = "Kepala Dinas";
+	assert_true(pol_registration_check(&p, &o, &field, msg, sizeof(msg)) < 0);
+	assert_string_equal(field, "decree");
+	o.decree = "800/12/2026";
+	assert_int_equal(pol_registration_check(&p, &o, &field, msg, sizeof(msg)), 0);
+	pol_policy_release(&p);
+}
+
+static void
+r4_passphrase_policy(void **state)
+{
+	struct pol_policy p;
+	struct pol_owner o = applicant();
+	char msg[256];
+	static const char *const weak[] = {
+		"short", "aaaaaaaaaa", "x3201011503780001", "197803152005011002", "lahir15031978!",
+		"19780315abc", "ACT-7391-2046x", "abc150378def",
+	};
+
+	pol_policy_init(&p);
+	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++)
+		if (pol_passphrase_check(&p, &o, weak[i], strlen(weak[i]), "ACT-7391-2046", 4, 64, msg,
+			    sizeof(msg)) >= 0)
+			fail_msg("accepted the weak passphrase '%s'", weak[i]);
+	assert_int_equal(pol_passphrase_check(&p, &o, "kopi tubruk pagi", 16, "ACT-7391-2046", 4, 64,
+		msg, sizeof(msg)), 0);
+	/* The token's own limits. */
+	assert_true(pol_passphrase_check(&p, &o, "kopi tubruk pagi", 16, NULL, 4, 12, msg,
+		sizeof(msg)) < 0);
+	pol_policy_release(&p);
+}
+
+static void
+registry_roundtrip(void **state)
+{
+	struct pol_policy p;
+	struct pol_owner o = applicant();
+	char *text = pol_owner_format(&o), err[256];
+
+	pol_policy_init(&p);
+	assert_non_null(text);
+	assert_int_equal(pol_owner_parse(&p, "app-1.conf", text, err, sizeof(err)), 0);
+	assert_string_equal(p.owners[0].nik, o.nik);
+	assert_string_equal(p.owners[0].application, "app-1");
+	assert_string_equal(p.owners[0].cert_id, "");
+	/* A pending application matches no certificate. */
+	assert_null(pol_owner_find(&p, ""));
+	free(text);
+	pol_policy_release(&p);
+}
+
 #define T(name, fn) { name, fn, setup, teardown, NULL }
 
 int
@@ -786,6 +924,11 @@ main(void)
 		{ "/policy/parse/owner-file-checked", owner_file_checked, NULL, NULL, NULL },
 		{ "/policy/R8/trust-and-crl", trust_and_crl, NULL, NULL, NULL },
 		{ "/policy/R6/facts-from-der", facts_from_der, NULL, NULL, NULL },
+		{ "/policy/R17/registration-checked", r17_registration_checked, NULL, NULL, NULL },
+		{ "/policy/R18/jabatan-needs-position-and-decree", r18_jabatan_needs_position_and_decree,
+			NULL, NULL, NULL },
+		{ "/policy/R4/passphrase-policy", r4_passphrase_policy, NULL, NULL, NULL },
+		{ "/policy/registry/roundtrip", registry_roundtrip, NULL, NULL, NULL },
 	};
 
 	return cmocka_run_group_tests_name("/policy", tests, NULL, NULL);
