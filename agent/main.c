@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +24,7 @@
 #include "ag-server.h"
 #include "paraf-config.h"
 #include "pf-util.h"
+#include "tok.h"
 
 static bool foreground;
 
@@ -68,24 +67,6 @@ usage(FILE *f)
 		"  --foreground    stay in the foreground and log to stderr\n"
 		"  --version       print the version\n",
 		PARAF_SYSCONFDIR, PARAF_SYSCONFDIR);
-}
-
-/* The helper beside our own executable first (a build tree, or a relocated install), then
- * the configured libexec path. */
-static char *
-helper_path(void)
-{
-	char self[PATH_MAX], *dir, *p = NULL;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n > 0) {
-		self[n] = 0;
-		dir = dirname(self);
-		if (asprintf(&p, "%s/paraf-token-helper", dir) >= 0 && access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return strdup(PARAF_HELPER_PATH);
 }
 
 static int
@@ -269,7 +250,7 @@ main(int argc, char **argv)
 		}
 		owned = true;
 	}
-	helper = helper_path();
+	helper = tok_helper_default_path();
 	if (!helper || access(helper, X_OK) < 0) {
 		fprintf(stderr, "parafd: cannot find the token helper '%s'\n", helper ? helper : "");
 		goto out;

@@ -16,6 +16,9 @@ static const struct cli_cmd *const cli_commands[] = {
 	&cli_cmd_sign,
 	&cli_cmd_sign_pdf,
 	&cli_cmd_verify,
+	&cli_cmd_admin,
+	&cli_cmd_activate,
+	&cli_cmd_renew,
 };
 
 const struct cli_cmd *
@@ -59,7 +62,11 @@ cli_help_print(FILE *f)
 	      "  3  cannot reach the agent: no socket, connection refused or broken\n"
 	      "  4  the agent returned an error or refused by its policy (reason and rule\n"
 	      "     are printed)\n"
-	      "  5  local file error: cannot read an input or write an output\n",
+	      "  5  local file error: cannot read an input or write an output\n"
+	      "\n"
+	      "Provisioning (admin, activate, renew): 2 also for an invalid registration field,\n"
+	      "3 when the token helper cannot start or the token is not present, 4 when refused\n"
+	      "by the rules (R-rule printed), the caller's rights, the token or the dialog.\n",
 		f);
 }
 

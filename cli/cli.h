@@ -29,6 +29,10 @@ enum cli_exit {
 	CLI_EXIT_UNREACHABLE = 3, /* cannot reach the agent */
 	CLI_EXIT_AGENT = 4,       /* the agent returned an error (or an unusable answer) */
 	CLI_EXIT_LOCAL = 5,       /* cannot read an input, cannot write an output */
+	/* Provisioning (paraf admin, activate, renew) gives 3 and 4 their own words: */
+	CLI_EXIT_NO_TOKEN = 3,    /* the token helper cannot start, the token is not there */
+	CLI_EXIT_REFUSED = 4,     /* refused: by the rules (R-rule printed), the caller's rights,
+	                             the token (a wrong PIN), or the dialog was cancelled */
 };
 
 /* Limits, each checked before anything is allocated for the value it bounds. */
@@ -58,6 +62,8 @@ struct cli_cmd {
 extern const struct cli_cmd cli_cmd_status, cli_cmd_tokens, cli_cmd_certs, cli_cmd_sign,
 	cli_cmd_verify;
 extern const struct cli_cmd cli_cmd_sign_pdf; /* cli-sign-pdf.c */
+/* provisioning (cli-admin.h): the operator's `admin`, the owner's `activate` and `renew` */
+extern const struct cli_cmd cli_cmd_admin, cli_cmd_activate, cli_cmd_renew;
 const struct cli_cmd *cli_cmd_find(const char *name);
 void cli_help_print(FILE *f);
 void cli_version_print(FILE *f);

@@ -1,9 +1,12 @@
 /*
- * Starting paraf-token-helper from parafd: a socketpair, fork, and exec with our end on fd 3,
- * so vendor PKCS#11 code runs in a process of its own (the ssh-pkcs11-helper pattern).
+ * Starting paraf-token-helper from parafd (and from the CLI's provisioning commands, through
+ * tok-link.c): a socketpair, fork, and exec with our end on fd 3, so vendor PKCS#11 code runs
+ * in a process of its own (the ssh-pkcs11-helper pattern); and where to find it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "paraf-config.h"
 #include "pf-util.h"
 #include "tok.h"
 
@@ -63,4 +67,20 @@ tok_helper_spawn(const char *path, char *const *modules, size_t n_modules, pid_t
 	*ret_pid = pid;
 	*ret_fd = sv[0];
 	return 0;
+}
+
+char *
+tok_helper_default_path(void)
+{
+	char self[PATH_MAX], *dir, *p = NULL;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = 0;
+		dir = dirname(self);
+		if (asprintf(&p, "%s/paraf-token-helper", dir) >= 0 && access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return strdup(PARAF_HELPER_PATH);
 }

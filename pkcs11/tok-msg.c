@@ -12,6 +12,7 @@
 #include "tok.h"
 
 #define TOK_LIST_MAX 4096 /* tokens or certificates in one list */
+#define TOK_DETAIL_MAX 1024 /* an admin reply's detail text */
 
 void
 tok_frame_begin(struct pf_buf *b, uint32_t type)
@@ -365,5 +366,300 @@ tok_sign_reply_release(struct tok_sign_reply *r)
 	for (i = 0; i < r->n_sigs; i++)
 		blob_release(&r->sigs[i]);
 	free(r->sigs);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Provisioning. Each request type carries only its own fields (see tok.h). */
+
+static void
+put_secret(struct pf_buf *b, const struct pf_secret *s)
+{
+	/* Set before the secret is appended: growth from here on wipes the old copy. */
+	b->wipe = 1;
+	pf_buf_put_bytes(b, s ? s->data : "", s ? s->len : 0);
+}
+
+static void
+put_opt_secret(struct pf_buf *b, const struct pf_secret *s)
+{
+	pf_buf_put_u32(b, s ? 1 : 0);
+	if (s)
+		put_secret(b, s);
+}
+
+/* A PIN: never empty (the token must not see one), never over PF_SECRET_MAX. */
+static int
+get_secret(struct pf_reader *r, struct pf_secret **ret)
+{
+	const uint8_t *p;
+	size_t n;
+
+	int e;
+
+	if (pf_reader_bytes(r, &p, &n) < 0 || n == 0 || n > PF_SECRET_MAX)
+		return -EBADMSG;
+	e = pf_secret_new(p, n, ret);
+	return e == -ENOMEM ? e : e < 0 ? -EBADMSG : 0; /* -EINVAL: a NUL byte */
+}
+
+static int
+get_opt_secret(struct pf_reader *r, struct pf_secret **ret)
+{
+	uint32_t has;
+
+	if (pf_reader_u32(r, &has) < 0 || has > 1)
+		return -EBADMSG;
+	if (!has) {
+		*ret = NULL;
+		return 0;
+	}
+	return get_secret(r, ret);
+}
+
+/* A string of at most cap bytes, checked before it is copied; printable when text is set
+ * (labels reach token fields, JSON and the terminal). */
+static int
+get_str_capped(struct pf_reader *r, size_t cap, int text, char **ret)
+{
+	const uint8_t *p;
+	size_t n, i;
+	char *s;
+
+	if (pf_reader_bytes(r, &p, &n) < 0 || n > cap)
+		return -EBADMSG;
+	for (i = 0; i < n; i++)
+		if (p[i] == 0 || (text && (p[i] < 0x20 || p[i] == 0x7f)))
+			return -EBADMSG;
+	s = malloc(n + 1);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, p, n);
+	s[n] = 0;
+	*ret = s;
+	return 0;
+}
+
+static int
+get_token_id(struct pf_reader *r, char **ret)
+{
+	char *s = NULL;
+	int e = get_str_capped(r, TOK_ID_LEN, 0, &s);
+
+	if (e < 0)
+		return e;
+	if (strlen(s) != TOK_ID_LEN || strspn(s, "0123456789abcdef") != TOK_ID_LEN) {
+		free(s);
+		return -EBADMSG;
+	}
+	*ret = s;
+	return 0;
+}
+
+static int
+get_blob_capped(struct pf_reader *r, size_t cap, struct tok_blob *x)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (pf_reader_bytes(r, &p, &n) < 0 || n == 0 || n > cap)
+		return -EBADMSG;
+	x->p = malloc(n + 1);
+	if (!x->p)
+		return -ENOMEM;
+	memcpy(x->p, p, n);
+	x->p[n] = 0;
+	x->n = n;
+	return 0;
+}
+
+void
+tok_admin_req_encode(struct pf_buf *b, const struct tok_admin_req *r)
+{
+	switch (r->type) {
+	case TOK_MSG_INIT_TOKEN:
+		pf_buf_put_str(b, r->serial);
+		put_secret(b, r->so_pin);
+		pf_buf_put_str(b, r->label);
+		break;
+	case TOK_MSG_INIT_PIN:
+		pf_buf_put_str(b, r->token_id);
+		put_secret(b, r->so_pin);
+		put_secret(b, r->pin);
+		break;
+	case TOK_MSG_SET_PIN:
+		pf_buf_put_str(b, r->token_id);
+		put_secret(b, r->pin);
+		put_secret(b, r->new_pin);
+		break;
+	case TOK_MSG_GENERATE:
+		pf_buf_put_str(b, r->token_id);
+		put_opt_secret(b, r->pin);
+		pf_buf_put_u32(b, r->key_kind);
+		put_blob(b, &r->ck_id);
+		pf_buf_put_str(b, r->label);
+		pf_buf_put_u32(b, r->decrypt);
+		break;
+	case TOK_MSG_PUBKEY:
+		pf_buf_put_str(b, r->token_id);
+		put_blob(b, &r->ck_id);
+		break;
+	case TOK_MSG_WRITE_CERT:
+		pf_buf_put_str(b, r->token_id);
+		put_opt_secret(b, r->pin);
+		put_blob(b, &r->ck_id);
+		put_blob(b, &r->der);
+		pf_buf_put_str(b, r->label);
+		break;
+	default:
+		b->error = -EINVAL; /* not a provisioning request: the frame must not go out */
+		break;
+	}
+}
+
+int
+tok_admin_req_decode(uint32_t type, const uint8_t *p, size_t n, struct tok_admin_req *ret)
+{
+	struct tok_admin_req q = { .type = type };
+	struct pf_reader r;
+	int e = -EBADMSG;
+
+	pf_reader_init(&r, p, n);
+	switch (type) {
+	case TOK_MSG_INIT_TOKEN:
+		if ((e = get_str_capped(&r, TOK_SERIAL_MAX, 1, &q.serial)) < 0 ||
+		    (e = get_secret(&r, &q.so_pin)) < 0 ||
+		    (e = get_str_capped(&r, TOK_TOKEN_LABEL_MAX, 1, &q.label)) < 0)
+			goto fail;
+		e = -EBADMSG;
+		if (q.label[0] == 0) /* the new token is found again by its label */
+			goto fail;
+		break;
+	case TOK_MSG_INIT_PIN:
+		if ((e = get_token_id(&r, &q.token_id)) < 0 ||
+		    (e = get_secret(&r, &q.so_pin)) < 0 || (e = get_secret(&r, &q.pin)) < 0)
+			goto fail;
+		break;
+	case TOK_MSG_SET_PIN:
+		if ((e = get_token_id(&r, &q.token_id)) < 0 || (e = get_secret(&r, &q.pin)) < 0 ||
+		    (e = get_secret(&r, &q.new_pin)) < 0)
+			goto fail;
+		break;
+	case TOK_MSG_GENERATE:
+		if ((e = get_token_id(&r, &q.token_id)) < 0 || (e = get_opt_secret(&r, &q.pin)) < 0)
+			goto fail;
+		e = -EBADMSG;
+		if (pf_reader_u32(&r, &q.key_kind) < 0 ||
+		    (q.key_kind != TOK_KEY_RSA_3072 && q.key_kind != TOK_KEY_EC_P256))
+			goto fail;
+		if ((e = get_blob_capped(&r, TOK_CKA_ID_MAX, &q.ck_id)) < 0 ||
+		    (e = get_str_capped(&r, TOK_CKA_LABEL_MAX, 1, &q.label)) < 0)
+			goto fail;
+		e = -EBADMSG;
+		if (pf_reader_u32(&r, &q.decrypt) < 0 || q.decrypt > 1)
+			goto fail;
+		break;
+	case TOK_MSG_PUBKEY:
+		if ((e = get_token_id(&r, &q.token_id)) < 0 ||
+		    (e = get_blob_capped(&r, TOK_CKA_ID_MAX, &q.ck_id)) < 0)
+			goto fail;
+		break;
+	case TOK_MSG_WRITE_CERT:
+		if ((e = get_token_id(&r, &q.token_id)) < 0 ||
+		    (e = get_opt_secret(&r, &q.pin)) < 0 ||
+		    (e = get_blob_capped(&r, TOK_CKA_ID_MAX, &q.ck_id)) < 0 ||
+		    (e = get_blob_capped(&r, TOK_CERT_MAX, &q.der)) < 0 ||
+		    (e = get_str_capped(&r, TOK_CKA_LABEL_MAX, 1, &q.label)) < 0)
+			goto fail;
+		break;
+	default:
+		goto fail;
+	}
+	e = -EBADMSG;
+	if (pf_reader_end(&r) < 0)
+		goto fail;
+	*ret = q;
+	return 0;
+fail:
+	tok_admin_req_release(&q);
+	return e;
+}
+
+void
+tok_admin_req_release(struct tok_admin_req *r)
+{
+	free(r->token_id);
+	free(r->serial);
+	free(r->label);
+	r->so_pin = pf_secret_free(r->so_pin);
+	r->pin = pf_secret_free(r->pin);
+	r->new_pin = pf_secret_free(r->new_pin);
+	blob_release(&r->ck_id);
+	blob_release(&r->der);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+tok_admin_reply_encode(struct pf_buf *b, const struct tok_admin_reply *r)
+{
+	pf_buf_put_u32(b, r->err);
+	pf_buf_put_u32(b, r->ck_rv);
+	pf_buf_put_u32(b, r->pin_flags);
+	pf_buf_put_str(b, r->detail);
+	pf_buf_put_str(b, r->token_id);
+	pf_buf_put_str(b, r->serial);
+	put_blob(b, &r->spki);
+	pf_buf_put_u32(b, r->min_pin);
+	pf_buf_put_u32(b, r->max_pin);
+	pf_buf_put_u32(b, r->exists);
+}
+
+int
+tok_admin_reply_decode(const uint8_t *p, size_t n, struct tok_admin_reply *ret)
+{
+	struct tok_admin_reply q = {};
+	struct pf_reader r;
+	const uint8_t *spki;
+	size_t spki_len;
+	int e = -EBADMSG;
+
+	pf_reader_init(&r, p, n);
+	if (pf_reader_u32(&r, &q.err) < 0 || q.err >= _TOK_ERR_MAX ||
+	    pf_reader_u32(&r, &q.ck_rv) < 0 || pf_reader_u32(&r, &q.pin_flags) < 0)
+		goto fail;
+	/* detail reaches the operator's terminal: text only */
+	if ((e = get_str_capped(&r, TOK_DETAIL_MAX, 1, &q.detail)) < 0 ||
+	    (e = get_str_capped(&r, TOK_ID_LEN, 1, &q.token_id)) < 0 ||
+	    (e = get_str_capped(&r, TOK_SERIAL_MAX, 1, &q.serial)) < 0)
+		goto fail;
+	e = -EBADMSG;
+	if (pf_reader_bytes(&r, &spki, &spki_len) < 0 || spki_len > TOK_SPKI_MAX)
+		goto fail;
+	if (spki_len) {
+		q.spki.p = malloc(spki_len + 1);
+		if (!q.spki.p) {
+			e = -ENOMEM;
+			goto fail;
+		}
+		memcpy(q.spki.p, spki, spki_len);
+		q.spki.p[spki_len] = 0;
+		q.spki.n = spki_len;
+	}
+	if (pf_reader_u32(&r, &q.min_pin) < 0 || pf_reader_u32(&r, &q.max_pin) < 0 ||
+	    pf_reader_u32(&r, &q.exists) < 0 || q.exists > 1 || pf_reader_end(&r) < 0)
+		goto fail;
+	*ret = q;
+	return 0;
+fail:
+	tok_admin_reply_release(&q);
+	return e;
+}
+
+void
+tok_admin_reply_release(struct tok_admin_reply *r)
+{
+	free(r->detail);
+	free(r->token_id);
+	free(r->serial);
+	blob_release(&r->spki);
 	memset(r, 0, sizeof(*r));
 }

@@ -18,11 +18,9 @@
 
 #include "pf-codec.h"
 #include "pf-util.h"
-#include "tok.h"
+#include "tok-p11.h"
 
-#define TOK_SLOTS_MAX 64        /* slots per module we look at */
 #define TOK_OBJECTS_MAX 256     /* certificates per token */
-#define TOK_ATTR_MAX (64 * 1024) /* a certificate's DER, a CKA_ID */
 #define TOK_SIG_MAX 1024        /* RSA 8192, EC P-521 */
 #define TOK_SLOTLIST_TRIES 3    /* p11-kit-proxy's C_GetSlotList fails while readers change */
 
@@ -140,9 +138,21 @@ tok_ctx_new(char *const *modules, size_t n_modules, struct tok_ctx **ret)
 	return 0;
 }
 
+size_t
+tok_ctx_n_modules(const struct tok_ctx *c)
+{
+	return c->n_mods;
+}
+
+CK_FUNCTION_LIST *
+tok_ctx_module(const struct tok_ctx *c, size_t i)
+{
+	return i < c->n_mods ? c->mods[i].f : NULL;
+}
+
 /* PKCS#11 pads its fixed-size text fields with blanks. */
-static char *
-field_str(const CK_UTF8CHAR *p, size_t n)
+char *
+tok_p11_field_str(const CK_UTF8CHAR *p, size_t n)
 {
 	char *s;
 
@@ -160,8 +170,8 @@ field_str(const CK_UTF8CHAR *p, size_t n)
 	return s;
 }
 
-static uint32_t
-pin_flags_from_ck(CK_FLAGS f)
+uint32_t
+tok_p11_pin_flags(CK_FLAGS f)
 {
 	uint32_t r = 0;
 
@@ -184,8 +194,8 @@ pin_flags_from_ck(CK_FLAGS f)
 
 /* The token id: stable across replugging and across slots, and not the bare serial, which
  * two manufacturers may share. */
-static char *
-token_id(const CK_TOKEN_INFO *ti)
+char *
+tok_p11_token_id(const CK_TOKEN_INFO *ti)
 {
 	unsigned char md[32];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -202,8 +212,8 @@ token_id(const CK_TOKEN_INFO *ti)
 	return ok ? pf_hex_encode(md, TOK_ID_LEN / 2) : NULL;
 }
 
-static int
-slot_list(CK_FUNCTION_LIST *f, CK_SLOT_ID *slots, CK_ULONG *n)
+int
+tok_p11_slot_list(CK_FUNCTION_LIST *f, CK_SLOT_ID *slots, CK_ULONG *n)
 {
 	CK_RV rv = CKR_OK;
 	int t;
@@ -225,9 +235,9 @@ slot_list(CK_FUNCTION_LIST *f, CK_SLOT_ID *slots, CK_ULONG *n)
 }
 
 /* Reads one variable-length attribute into newly allocated memory. */
-static CK_RV
-get_attr(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-	struct tok_blob *ret)
+CK_RV
+tok_p11_get_attr(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+	CK_ATTRIBUTE_TYPE type, struct tok_blob *ret)
 {
 	CK_ATTRIBUTE a = { type, NULL, 0 };
 	CK_RV rv;
@@ -278,14 +288,14 @@ list_certs(CK_FUNCTION_LIST *f, CK_SLOT_ID slot, const char *tid, struct tok_lis
 		struct tok_blob label = {};
 		struct tok_cert *nc;
 
-		if (get_attr(f, s, objs[i], CKA_VALUE, &c.der) != CKR_OK)
+		if (tok_p11_get_attr(f, s, objs[i], CKA_VALUE, &c.der) != CKR_OK)
 			continue;
-		if (get_attr(f, s, objs[i], CKA_ID, &c.ck_id) != CKR_OK) {
+		if (tok_p11_get_attr(f, s, objs[i], CKA_ID, &c.ck_id) != CKR_OK) {
 			free(c.der.p);
 			continue;
 		}
-		if (get_attr(f, s, objs[i], CKA_LABEL, &label) == CKR_OK)
-			c.label = field_str(label.p, label.n);
+		if (tok_p11_get_attr(f, s, objs[i], CKA_LABEL, &label) == CKR_OK)
+			c.label = tok_p11_field_str(label.p, label.n);
 		free(label.p);
 		c.token_id = strdup(tid);
 		nc = realloc(l->certs, (l->n_certs + 1) * sizeof(*nc));
@@ -327,7 +337,7 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 		CK_SLOT_ID slots[TOK_SLOTS_MAX];
 		CK_ULONG n = 0, i;
 
-		if (slot_list(f, slots, &n) < 0)
+		if (tok_p11_slot_list(f, slots, &n) < 0)
 			continue;
 		for (i = 0; i < n; i++) {
 			CK_TOKEN_INFO ti;
@@ -341,17 +351,18 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 			 * keys or certificates yet. */
 			if (!(ti.flags & CKF_TOKEN_INITIALIZED))
 				continue;
-			t.id = token_id(&ti);
+			t.id = tok_p11_token_id(&ti);
 			if (t.id && list_has_token(&l, t.id)) {
 				free(t.id); /* the same token seen through a second module */
 				continue;
 			}
-			t.label = field_str(ti.label, sizeof(ti.label));
-			t.serial = field_str(ti.serialNumber, sizeof(ti.serialNumber));
-			t.manufacturer = field_str(ti.manufacturerID, sizeof(ti.manufacturerID));
-			t.model = field_str(ti.model, sizeof(ti.model));
+			t.label = tok_p11_field_str(ti.label, sizeof(ti.label));
+			t.serial = tok_p11_field_str(ti.serialNumber, sizeof(ti.serialNumber));
+			t.manufacturer = tok_p11_field_str(ti.manufacturerID,
+				sizeof(ti.manufacturerID));
+			t.model = tok_p11_field_str(ti.model, sizeof(ti.model));
 			t.module = strdup(c->mods[m].name);
-			t.flags = pin_flags_from_ck(ti.flags);
+			t.flags = tok_p11_pin_flags(ti.flags);
 			nt = realloc(l.tokens, (l.n_tokens + 1) * sizeof(*nt));
 			if (nt)
 				l.tokens = nt;
@@ -378,17 +389,16 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 	return 0;
 }
 
-/* Finds the module and slot holding the token with this id, by enumerating afresh. */
-static int
-find_token(struct tok_ctx *c, const char *id, CK_FUNCTION_LIST **ret_f, CK_SLOT_ID *ret_slot,
-	CK_TOKEN_INFO *ret_ti)
+int
+tok_ctx_find_token(struct tok_ctx *c, const char *id, CK_FUNCTION_LIST **ret_f,
+	CK_SLOT_ID *ret_slot, CK_TOKEN_INFO *ret_ti)
 {
 	for (size_t m = 0; m < c->n_mods; m++) {
 		CK_FUNCTION_LIST *f = c->mods[m].f;
 		CK_SLOT_ID slots[TOK_SLOTS_MAX];
 		CK_ULONG n = 0;
 
-		if (slot_list(f, slots, &n) < 0)
+		if (tok_p11_slot_list(f, slots, &n) < 0)
 			continue;
 		for (CK_ULONG i = 0; i < n; i++) {
 			CK_TOKEN_INFO ti;
@@ -396,7 +406,7 @@ find_token(struct tok_ctx *c, const char *id, CK_FUNCTION_LIST **ret_f, CK_SLOT_
 
 			if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
 				continue;
-			tid = token_id(&ti);
+			tid = tok_p11_token_id(&ti);
 			if (tid && streq(tid, id)) {
 				*ret_f = f;
 				*ret_slot = slots[i];
@@ -453,8 +463,8 @@ reply_fail(struct tok_sign_reply *ret, enum tok_err e, CK_RV rv, const char *det
 	ret->detail = strdup(detail);
 }
 
-static CK_BBOOL
-bool_attr(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t,
+CK_BBOOL
+tok_p11_bool_attr(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t,
 	int *ret_known)
 {
 	CK_BBOOL v = CK_FALSE;
@@ -507,11 +517,12 @@ find_key(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, const struct tok_blob *ck_id,
 		*ret_detail = "cannot read the key type";
 		return tok_err_from_rv(rv);
 	}
-	extractable = bool_attr(f, s, objs[0], CKA_EXTRACTABLE, &k_extractable);
-	always_sensitive = bool_attr(f, s, objs[0], CKA_ALWAYS_SENSITIVE, &k_always_sensitive);
-	sensitive = bool_attr(f, s, objs[0], CKA_SENSITIVE, &k_sensitive);
-	always_auth = bool_attr(f, s, objs[0], CKA_ALWAYS_AUTHENTICATE, &k_always_auth);
-	sign = bool_attr(f, s, objs[0], CKA_SIGN, &k_sign);
+	extractable = tok_p11_bool_attr(f, s, objs[0], CKA_EXTRACTABLE, &k_extractable);
+	always_sensitive = tok_p11_bool_attr(f, s, objs[0], CKA_ALWAYS_SENSITIVE,
+		&k_always_sensitive);
+	sensitive = tok_p11_bool_attr(f, s, objs[0], CKA_SENSITIVE, &k_sensitive);
+	always_auth = tok_p11_bool_attr(f, s, objs[0], CKA_ALWAYS_AUTHENTICATE, &k_always_auth);
+	sign = tok_p11_bool_attr(f, s, objs[0], CKA_SIGN, &k_sign);
 
 	/* R3: a key that could ever have left the token is never used. A token that does not
 	 * say is treated as saying the worst. */
@@ -542,9 +553,9 @@ login_once(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_USER_TYPE who, const str
 	return f->C_Login(s, who, (CK_UTF8CHAR_PTR)pin->data, pin->len);
 }
 
-static enum tok_err
-login(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_USER_TYPE who, const struct pf_secret *pin,
-	int protected_path, CK_RV *ret_rv)
+enum tok_err
+tok_p11_login(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_USER_TYPE who,
+	const struct pf_secret *pin, int protected_path, CK_RV *ret_rv)
 {
 	CK_RV rv = login_once(f, s, who, pin, protected_path);
 
@@ -581,7 +592,7 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 		reply_fail(ret, TOK_ERR_INTERNAL, 0, "bad sign request");
 		return;
 	}
-	if (find_token(c, req->token_id, &f, &slot, &ti) < 0) {
+	if (tok_ctx_find_token(c, req->token_id, &f, &slot, &ti) < 0) {
 		reply_fail(ret, TOK_ERR_TOKEN_NOT_PRESENT, 0, "token not present");
 		return;
 	}
@@ -596,13 +607,13 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 			reply_fail(ret, TOK_ERR_PIN_REQUIRED, 0, "the token needs a PIN");
 			goto out;
 		}
-		e = login(f, s, CKU_USER, req->pin, protected_path, &rv);
+		e = tok_p11_login(f, s, CKU_USER, req->pin, protected_path, &rv);
 		ret->logins++;
 		if (e != TOK_OK) {
 			CK_TOKEN_INFO after;
 
 			if (f->C_GetTokenInfo(slot, &after) == CKR_OK)
-				ret->pin_flags = pin_flags_from_ck(after.flags);
+				ret->pin_flags = tok_p11_pin_flags(after.flags);
 			reply_fail(ret, e, rv, "login refused");
 			goto out;
 		}
@@ -666,7 +677,8 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 				reply_fail(ret, TOK_ERR_PIN_REQUIRED, 0, "the key needs a PIN");
 				goto out;
 			}
-			e = login(f, s, CKU_CONTEXT_SPECIFIC, req->pin, protected_path, &rv);
+			e = tok_p11_login(f, s, CKU_CONTEXT_SPECIFIC, req->pin, protected_path,
+				&rv);
 			ret->logins++;
 			/* C_Logout also clears OpenSC's PIN cache: never leave one behind (R2). */
 			logged_in = 1;

@@ -131,7 +131,25 @@ struct tok_sign_reply {
 
 /* Provisioning requests. Which fields are used depends on the message type; secrets are
  * pf_secret (wiped). A token is named by its id (TOK_ID_LEN hex) or, for INIT_TOKEN, by
- * `serial` of a blank token, or the first blank token when serial is empty. */
+ * `serial` of a blank token, or the first blank token when serial is empty.
+ *
+ * On the wire each type carries only its own fields (the encoder drops the others, so a secret
+ * never travels where it is not used); the decoder refuses a missing required field, an empty
+ * secret and anything over the caps below:
+ *   INIT_TOKEN  serial (may be ""), so_pin, label (1..TOK_TOKEN_LABEL_MAX bytes)
+ *   INIT_PIN    token_id, so_pin, pin (the activation code)
+ *   SET_PIN     token_id, pin (old), new_pin
+ *   GENERATE    token_id, pin (may be NULL: protected authentication path), key_kind, ck_id,
+ *               label (may be ""), decrypt (0 or 1; 1 only makes sense for RSA)
+ *   PUBKEY      token_id, ck_id
+ *   WRITE_CERT  token_id, pin (may be NULL, as for GENERATE), ck_id, der, label (may be "")
+ * Labels are printable text (no control bytes). */
+#define TOK_TOKEN_LABEL_MAX 32    /* CK_TOKEN_INFO.label */
+#define TOK_SERIAL_MAX 16         /* CK_TOKEN_INFO.serialNumber */
+#define TOK_CKA_LABEL_MAX 128     /* CKA_LABEL of a key or certificate */
+#define TOK_CKA_ID_MAX 64         /* CKA_ID */
+#define TOK_CERT_MAX (64 * 1024)  /* a certificate's DER */
+#define TOK_SPKI_MAX (16 * 1024)  /* a SubjectPublicKeyInfo's DER */
 enum tok_key_kind {
 	TOK_KEY_RSA_3072 = 1,
 	TOK_KEY_EC_P256 = 2,
@@ -152,15 +170,42 @@ struct tok_admin_req {
 	struct tok_blob der;       /* WRITE_CERT: the certificate */
 };
 
+/* What each operation answers besides err (which is TOK_OK or the refusal). Every operation
+ * that found the token says its PIN length limits; a PIN outside them is refused with
+ * TOK_ERR_PIN_INVALID before the token sees it; a refused login gives its PIN error (usually
+ * TOK_ERR_PIN_INCORRECT) with pin_flags; a token id nobody has gives TOK_ERR_TOKEN_NOT_PRESENT.
+ *   INIT_TOKEN  token_id, serial of the token initialised; refused with
+ *               TOK_ERR_TOKEN_NOT_PRESENT when no blank token (with that serial) is present, and
+ *               then exists = 1 (with that token's token_id and serial) when the named token is
+ *               initialised already: re-initialising would destroy its keys
+ *   INIT_PIN    refused with exists = 1 when the user PIN is set already: an operator resetting
+ *               it would hold a working PIN for the owner's key (R1, R4)
+ *   SET_PIN     nothing more (a wrong old PIN: TOK_ERR_PIN_INCORRECT with pin_flags)
+ *   GENERATE    spki; refused with exists = 1 when an object with the CKA_ID exists, with
+ *               TOK_ERR_MECHANISM for an EC key with decrypt; a token that did not keep the key
+ *               sensitive and non-extractable: TOK_ERR_KEY_EXTRACTABLE (both new objects
+ *               destroyed, R3). The public key is made CKA_PRIVATE false: PUBKEY and LIST need
+ *               no login.
+ *   PUBKEY      spki; TOK_ERR_KEY_NOT_FOUND when no public key object with the CKA_ID is visible
+ *   WRITE_CERT  refused with exists = 1 when a certificate with the CKA_ID exists, with
+ *               TOK_ERR_KEY_NOT_FOUND when no private key has the CKA_ID or the certificate's
+ *               public key is not that key's, with TOK_ERR_INTERNAL when der is not one X.509
+ *               certificate (a bad request, as for SIGN)
+ * tok_err has no "exists" outcome of its own: such refusals other than INIT_TOKEN's carry
+ * TOK_ERR_DEVICE (the token's state refuses the operation) and exists = 1; `detail` says what
+ * exactly, in words fit for the operator. min_pin/max_pin are 0 when the token does not say
+ * or was not found. */
 struct tok_admin_reply {
 	uint32_t err;         /* enum tok_err */
 	uint32_t ck_rv;
-	uint32_t pin_flags;   /* after a failed login */
-	char *detail;
+	uint32_t pin_flags;   /* after a failed login: TOK_PIN_* of the PIN refused (the SO PIN's
+				 COUNT_LOW/FINAL_TRY/LOCKED for a failed SO login) */
+	char *detail;         /* short lower-case text, never secret */
 	char *token_id;       /* INIT_TOKEN: the new token's id */
 	char *serial;         /* INIT_TOKEN: its serial */
 	struct tok_blob spki; /* GENERATE, PUBKEY: SubjectPublicKeyInfo DER */
 	uint32_t min_pin, max_pin; /* the token's PIN length limits (ulMinPinLen, ulMaxPinLen) */
+	uint32_t exists;      /* 1: refused because what was to be made is there already */
 };
 
 /* tok-err.c */
@@ -190,6 +235,9 @@ void tok_sign_reply_encode(struct pf_buf *b, const struct tok_sign_reply *r);
 int tok_sign_reply_decode(const uint8_t *p, size_t n, struct tok_sign_reply *ret);
 void tok_sign_reply_release(struct tok_sign_reply *r);
 
+/* Appends the body of r->type's request (the caller begins the frame with r->type) and sets
+ * b->wipe when it carries a secret. The decoder takes the frame's type; it refuses a type that
+ * is not a provisioning request. */
 void tok_admin_req_encode(struct pf_buf *b, const struct tok_admin_req *r);
 int tok_admin_req_decode(uint32_t type, const uint8_t *p, size_t n, struct tok_admin_req *ret);
 void tok_admin_req_release(struct tok_admin_req *r);
@@ -198,19 +246,28 @@ int tok_admin_reply_decode(const uint8_t *p, size_t n, struct tok_admin_reply *r
 void tok_admin_reply_release(struct tok_admin_reply *r);
 
 /* A synchronous link to a helper, for the provisioning commands (the CLI is not an event
- * loop): spawns it, sends one frame at a time, waits for the answer with a deadline. */
+ * loop): spawns it, sends one frame at a time, waits for the answer with a deadline.
+ * tok_link_open: -ENOENT/-EACCES when helper_path is not an executable, else as
+ * tok_helper_spawn. tok_link_close closes the socket, gives the helper a short grace to exit,
+ * then SIGKILLs and reaps it; accepts NULL and returns NULL. */
 struct tok_link;
 int tok_link_open(const char *helper_path, char *const *modules, size_t n_modules,
 	struct tok_link **ret);
 struct tok_link *tok_link_close(struct tok_link *l);
-/* Sends a request frame (wiped afterwards) and returns the answer's body; -ETIMEDOUT kills
- * the helper. */
+/* Sends a request frame (ended with tok_frame_end; wiped afterwards, whatever happens) and
+ * returns the answer's type and body (ret_body, pf_buf_init'ed, is overwritten).
+ * One deadline of timeout_ms (> 0, else -EINVAL) covers writing and reading. -ETIMEDOUT (no
+ * answer in time), -ECONNRESET (the helper closed its end or died) and -EBADMSG (a frame
+ * beyond TOK_FRAME_MAX) kill and reap the helper; later calls then return -ENOTCONN. */
 int tok_link_call(struct tok_link *l, struct pf_buf *frame, unsigned timeout_ms,
 	uint32_t *ret_type, struct pf_buf *ret_body);
 
 /* tok-helper.c: parafd's side. Starts the helper with one end of a socketpair on fd 3. */
 int tok_helper_spawn(const char *path, char *const *modules, size_t n_modules, pid_t *ret_pid,
 	int *ret_fd);
+/* The helper beside our own executable (a build tree, or a relocated install), else the
+ * configured libexec path. Newly allocated; NULL when out of memory. */
+char *tok_helper_default_path(void);
 
 /* tok-p11.c: the helper's side. */
 struct tok_ctx;

@@ -118,6 +118,7 @@ owner_release(struct pol_owner *o)
 	free(o->phone);
 	free(o->superior);
 	free(o->renews);
+	free(o->key_id);
 }
 
 void
@@ -444,6 +445,13 @@ owner_kv(void *data, const char *sec, const char *key, const char *v, char *err,
 			return -EINVAL;
 		}
 		dst = &o->renews;
+	} else if (!strcmp(key, "key")) {
+		/* the CKA_ID of the token key (paraf activate, paraf admin import-cert) */
+		if (strlen(v) % 2 || strlen(v) > 128 || strspn(v, "0123456789abcdef") != strlen(v)) {
+			snprintf(err, errsz, "'key' must be the lower-case hex of the key's CKA_ID");
+			return -EINVAL;
+		}
+		dst = &o->key_id;
 	}
 	if (!dst) {
 		snprintf(err, errsz, "unknown key '%s' in [owner]", key);

@@ -260,6 +260,7 @@ pol_owner_format(const struct pol_owner *o)
 	KV("decree", o->decree);
 	KV("superior", o->superior);
 	KV("token", o->token_serial);
+	KV("key", o->key_id);
 	KV("renews", o->renews);
 #undef KV
 	if (fclose(f) != 0) {

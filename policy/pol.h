@@ -72,6 +72,7 @@ struct pol_owner {
 	 * exists; cert_id stays empty until the certificate is imported */
 	char *application; /* the application's id: the owners.d file name without .conf */
 	char *phone, *superior, *renews;
+	char *key_id;      /* hex CKA_ID of the key generated on the token (`key`), or NULL */
 };
 
 struct pol_revoked {

@@ -41,6 +41,19 @@ Fixtures (see each one's docstring):
                      CompletedProcess of `paraf --socket <agent.socket> ARGS` (text)
     account          the name of the account the tests run as (pwd), the default owner
 
+Provisioning fixtures (paraf admin / activate / renew; see the section at the end):
+
+    shared_tmp       a fresh 0755 directory under /tmp that another account can traverse
+    owner            OwnerAccount: the account of the owner's steps (R4): `nobody` through
+                     setpriv as root, else the current account; .run(argv), .give(paths),
+                     .env(), .mkdir(name), .prefix(), .other
+    blank_softhsm    a pki.SoftHSM in shared_tmp with NO token initialised (one blank slot),
+                     belonging to the owner
+    owner_agent_factory  owner_agent_factory(owner, softhsm, policy, pinentry={…}) -> an
+                     Agent: parafd run as the owner's account
+    SharedPolicyDir  a PolicyDir as /etc/paraf is: dirs 0755, files 0644 (other accounts read)
+    OwnerPinentry    a FakePinentry whose files belong to the owner (the dialog runs as it)
+
 Agent (a running parafd):
 
     .socket, .pid, .proc (subprocess.Popen), .dir (its private work dir), .config_path,
@@ -134,10 +147,12 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -568,7 +583,7 @@ class Agent:
     """A parafd started for one test. See the module docstring for the API."""
 
     def __init__(self, parafd, workdir, socket_dir, modules, config, env, extra_args,
-            spy_log=None, policy=None, pinentry=None):
+            spy_log=None, policy=None, pinentry=None, run_as=()):
         self.parafd = Path(parafd)
         self.policy = policy
         self.pinentry = pinentry if isinstance(pinentry, FakePinentry) else None
@@ -597,7 +612,10 @@ class Agent:
         self._seen = set()  # (pid, starttime) of helper processes seen, killed at the end
         self._stopped = False
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(wrapper + self.argv, stdin=subprocess.DEVNULL,
+            # run_as: a prefix such as `setpriv --reuid=U ...` (OwnerAccount.prefix()) that
+            # execs parafd as another account, keeping the pid
+            self.proc = subprocess.Popen(list(run_as) + wrapper + self.argv,
+                stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log, env=env, start_new_session=True, cwd=self.dir)
         self.pid = self.proc.pid
 
@@ -976,3 +994,205 @@ def run_paraf(paraf_bin):
         return subprocess.run(argv, input=input, capture_output=True, text=True,
             timeout=timeout, env=e, cwd=cwd)
     return run
+
+
+# --- provisioning: the owner's own account, shared directories, blank tokens -------------------
+#
+# The provisioning commands (paraf admin ..., paraf activate, paraf renew) split the operator's
+# steps from the owner's (R4): the owner's run only from the registered account itself. As
+# root, the tests run the owner's steps as another real account (an existing unprivileged one:
+# `nobody`), through `setpriv --reuid --regid --init-groups`; as an ordinary user the owner is
+# the current account. Nothing is created system-wide. Everything both accounts use lives in
+# `shared_tmp`, a directory under /tmp that the other account can traverse (pytest's own
+# temporary directories are private to the account running the tests).
+
+OWNER_ACCOUNT_AS_ROOT = "nobody"
+
+
+class SharedPolicyDir(PolicyDir):
+    """A PolicyDir as /etc/paraf is in production: directories 0755 and files 0644, so the
+    per-user parafd and paraf of another account can read it, and writable by its owner only
+    (R13: root's files are accepted always; with --policy, the caller's own too)."""
+
+    def __init__(self, path, account=None, text=None, extra=""):
+        super().__init__(path, account=account, text=text, extra=extra)
+        for d in [self.path] + [self.path / x for x in self.SUBDIRS]:
+            os.chmod(d, 0o755)
+
+    def write(self, rel, data, mode=0o644):
+        return super().write(rel, data, mode)
+
+
+class OwnerAccount:
+    """The account that runs the owner's steps (R1, R4): as root, `nobody` (through setpriv);
+    otherwise the current account.
+
+    .name, .uid, .gid, .other (True when it is not the account running the tests), .dir (its
+    private work directory in shared_tmp, owned by it, 0700), .home (HOME with XDG
+    directories, .runtime_dir among them)
+    .prefix()          the argv prefix that runs a program as the owner ([] when .other is
+                       False)
+    .env(**extra)      a clean environment for the owner: PATH, LANG, HOME, XDG_* (+ extra)
+    .give(*paths)      hands files over to the owner (chown -R, when .other): the emulation
+                       of a token device both the operator (root) and the owner may open
+    .mkdir(name)       a directory in .dir, owned by the owner
+    .run(argv, input=None, env=None, timeout=120, cwd=None)  runs argv as the owner, in a new
+                       session without a terminal, stdin /dev/null unless input (text) is given;
+                       returns a CompletedProcess (text)
+    """
+
+    def __init__(self, base):
+        if os.getuid() == 0:
+            try:
+                pw = pwd.getpwnam(OWNER_ACCOUNT_AS_ROOT)
+            except KeyError:
+                pytest.skip(f"running as root, and there is no account "
+                    f"'{OWNER_ACCOUNT_AS_ROOT}' to run the owner's steps as (R4)")
+            if pw.pw_uid == 0:
+                pytest.skip(f"'{OWNER_ACCOUNT_AS_ROOT}' is uid 0")
+            if not shutil.which("setpriv"):
+                pytest.skip("setpriv (util-linux) is not installed: cannot run the owner's "
+                    "steps as another account")
+        else:
+            pw = pwd.getpwuid(os.getuid())
+        self.name, self.uid, self.gid = pw.pw_name, pw.pw_uid, pw.pw_gid
+        self.other = self.uid != os.getuid()
+        self.dir = Path(base) / f"owner-{self.name}"
+        self.dir.mkdir(mode=0o700)
+        self.home = self.dir / "home"
+        self.runtime_dir = self.dir / "xdg-run"
+        for d in (self.home, self.home / ".config", self.home / ".local/share",
+                self.home / ".local/state", self.home / ".cache", self.runtime_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.runtime_dir, 0o700)
+        self.give(self.dir)
+
+    def __repr__(self):
+        return f"<OwnerAccount {self.name} uid {self.uid}>"
+
+    def prefix(self):
+        if not self.other:
+            return []
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--"]
+
+    def env(self, **extra):
+        e = {k: v for k, v in os.environ.items()
+            if k in _PASS_ENV or k.startswith(_PASS_ENV_PREFIXES)}
+        e.setdefault("PATH", "/usr/bin:/bin")
+        e.update({"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name,
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "XDG_DATA_HOME": str(self.home / ".local/share"),
+            "XDG_STATE_HOME": str(self.home / ".local/state"),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "XDG_RUNTIME_DIR": str(self.runtime_dir)})
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def give(self, *paths):
+        if not self.other:
+            return
+        for path in paths:
+            path = Path(path)
+            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+            if path.is_dir() and not path.is_symlink():
+                for root, dirs, files in os.walk(path):
+                    for n in dirs + files:
+                        os.chown(os.path.join(root, n), self.uid, self.gid,
+                            follow_symlinks=False)
+
+    def mkdir(self, name, mode=0o700):
+        d = self.dir / name
+        d.mkdir(mode=mode, parents=True)
+        os.chmod(d, mode)
+        self.give(d)
+        return d
+
+    def run(self, argv, input=None, env=None, timeout=120, cwd=None):
+        return subprocess.run(self.prefix() + [str(a) for a in argv], input=input,
+            stdin=subprocess.DEVNULL if input is None else None, capture_output=True,
+            text=True, timeout=timeout, env=env if env is not None else self.env(),
+            cwd=cwd if cwd is not None else self.dir, start_new_session=True)
+
+
+class OwnerPinentry(FakePinentry):
+    """A FakePinentry whose files belong to the owner's account (the dialog runs as the owner:
+    it writes its log and its `pins` counter there); configure() keeps it so."""
+
+    def __init__(self, owner, directory, **conf):
+        self.owner = owner
+        super().__init__(directory, **conf)
+
+    def configure(self, **conf):
+        super().configure(**conf)
+        self.owner.give(self.dir)
+
+
+@pytest.fixture
+def shared_tmp():
+    """A fresh directory under /tmp (mode 0755, so another account can traverse it, with a
+    short path for sockets), removed when the test ends."""
+    d = Path(tempfile.mkdtemp(prefix="paraf-t-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def owner(shared_tmp):
+    """The account of the owner's steps (OwnerAccount): `nobody` as root, else the current
+    account (skips as root without `nobody` or setpriv)."""
+    return OwnerAccount(shared_tmp)
+
+
+@pytest.fixture
+def blank_softhsm(shared_tmp, owner):
+    """A private SoftHSM with NO token initialised (pki.SoftHSM without init_token): its one
+    slot holds a blank token, as a new USB token comes from the vendor, for `paraf admin
+    init-token` (C_InitToken). Lives in shared_tmp and belongs to the owner (see
+    OwnerAccount.give: call owner.give(softhsm.dir) again after the operator's steps)."""
+    hsm = pki.SoftHSM(shared_tmp / "softhsm")
+    owner.give(hsm.dir)
+    return hsm
+
+
+@pytest.fixture
+def owner_agent_factory(parafd_bin, shared_tmp):
+    """owner_agent_factory(owner, softhsm, policy, pinentry=None (a dict: FakePinentry
+    configuration), config="[agent]\n", extra_args=(), wait=True) -> an Agent: parafd run
+    AS the owner's account (a per-user agent serves its own account only, R1), on the given
+    SoftHSM and (shared) policy directory, with the fake PIN dialog; its work directory,
+    socket directory and dialog belong to the owner. Stopped when the test ends."""
+    agents = []
+
+    def start(owner, softhsm, policy, pinentry=None, config="[agent]\n", extra_args=(),
+            wait=True):
+        work = owner.mkdir(f"agent{len(agents) + 1}")
+        sdir = owner.mkdir(f"run{len(agents) + 1}")
+        if len(str(sdir / "agent.sock")) > SUN_PATH_MAX:
+            pytest.skip(f"{sdir} too long for a Unix socket path")
+        fake = OwnerPinentry(owner, work / "pinentry", **(pinentry or {"pin": "unused"}))
+        e = owner.env()
+        e.update(softhsm.env())
+        (work / "paraf.conf").write_text(config)
+        owner.give(work)
+        a = Agent(parafd_bin, work, sdir, [SOFTHSM_MODULE], config, e, extra_args,
+            None, policy, fake, run_as=owner.prefix())
+        agents.append(a)
+        if wait:
+            # not Agent.wait_ready(): a connection from this account would be another
+            # account's, refused and audited (R1); parafd says when it listens
+            deadline = time.monotonic() + 20
+            while "parafd: listening on" not in a.stderr():
+                if a.proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"parafd (as {owner.name}) did not start: exit "
+                        f"{a.proc.poll()}\n--- parafd stderr ---\n{a.stderr()}")
+                time.sleep(0.02)
+        return a
+
+    yield start
+    for a in agents:
+        died = a.proc.poll()
+        a.stop()
+        print(f"--- {a!r} argv {a.argv} exit {a.proc.returncode} (died early: {died}), "
+            f"stderr: ---")
+        print(a.stderr())

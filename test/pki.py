@@ -16,6 +16,9 @@ Library use (test/conftest.py wraps these in fixtures):
     ident.cert_id                                     # sha256 hex of the DER: parafd's id
     crl = ca.crl(revoked=[ident], next_update=...)    # a CRL (R8); crl_pem(crl), crl_der(crl)
     sub = CA(tmpdir / "sub", parent=root)             # an intermediate (root: path_length=1)
+    cert = ca.issue_from_request(csr_pem, days=730)    # a PKCS#10 request certified
+    tok = hsm.adopt("label", pin=…)                    # a token paraf initialised
+    tok.objects()                                     # every object and its attributes
 
 Command line (used by scripts/demo.sh):
 
@@ -310,6 +313,21 @@ class CA:
         return b.sign(self.key, hashes.SHA256())
 
 
+    def issue_from_request(self, request, subject=None, public_key=None, **issue_args):
+        """Issues a certificate from a PKCS#10 request (PEM or DER bytes, a path, or a
+        cryptography CertificateSigningRequest), as a CA would: the request's signature must
+        verify (ValueError otherwise); the certificate certifies the request's public key for
+        the request's subject, unless `subject` (an x509.Name or a CN string) or `public_key`
+        say otherwise (to make certificates that do NOT match a registration or a token).
+        issue_args go to issue(): days=, not_before=, not_after=, key_usage=,
+        extended_key_usage=, cert_type=, policy_oids=, email=. The subject is copied as DER,
+        so attributes python3-cryptography cannot name pass through unchanged."""
+        csr = load_request(request)
+        if not csr.is_signature_valid:
+            raise ValueError("the certificate request's signature does not verify")
+        return self.issue(public_key if public_key is not None else csr.public_key(),
+            subject if subject is not None else csr.subject, **issue_args)
+
 def serial_of(item):
     """The serial number of an int, an x509.Certificate or an Identity."""
     if isinstance(item, int):
@@ -324,6 +342,30 @@ def crl_pem(crl):
 
 def crl_der(crl):
     return crl.public_bytes(serialization.Encoding.DER)
+
+
+def load_request(request):
+    """A cryptography CertificateSigningRequest from PEM or DER bytes, a path or itself."""
+    if isinstance(request, x509.CertificateSigningRequest):
+        return request
+    if isinstance(request, (str, Path)):
+        request = Path(request).read_bytes()
+    if request.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_csr(request)
+    return x509.load_der_x509_csr(request)
+
+
+def name_attributes(name):
+    """{attribute short name: [values]} of an x509.Name (CN, serialNumber, emailAddress, OU,
+    O, C, title, …; unknown OIDs by dotted string)."""
+    short = {NameOID.COMMON_NAME: "CN", NameOID.SERIAL_NUMBER: "serialNumber",
+        NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+        NameOID.ORGANIZATION_NAME: "O", NameOID.COUNTRY_NAME: "C", NameOID.TITLE: "title",
+        NameOID.LOCALITY_NAME: "L", NameOID.STATE_OR_PROVINCE_NAME: "ST"}
+    out = {}
+    for a in name:
+        out.setdefault(short.get(a.oid, a.oid.dotted_string), []).append(a.value)
+    return out
 
 
 # --- SoftHSM tokens ----------------------------------------------------------------------------
@@ -364,6 +406,28 @@ class SoftHSM:
         tok = Token(self, label, pin, so_pin)
         self.tokens.append(tok)
         return tok
+
+    def adopt(self, label, pin=None, so_pin=None):
+        """A Token for a token of this SoftHSM that something else initialised (paraf admin
+        init-token: C_InitToken on a blank slot), found by its label; pin is the user PIN
+        (the owner's passphrase) when known, for logged-in sessions. Appended to tokens."""
+        tok = Token(self, label, pin, so_pin)
+        self.tokens.append(tok)
+        return tok
+
+    def token_infos(self):
+        """CK_TOKEN_INFO of every slot with a token: a list of dicts label, serial,
+        initialized (CKF_TOKEN_INITIALIZED), user_pin_initialized (CKF_USER_PIN_INITIALIZED).
+        A fresh SoftHSM (no --init-token) shows one blank slot; each token initialised adds
+        another blank one."""
+        out = []
+        with self.library() as lib:
+            for s in lib.getSlotList(tokenPresent=True):
+                ti = lib.getTokenInfo(s)
+                out.append({"label": ti.label.strip(), "serial": ti.serialNumber.strip(),
+                    "initialized": bool(ti.flags & PyKCS11.CKF_TOKEN_INITIALIZED),
+                    "user_pin_initialized": bool(ti.flags & PyKCS11.CKF_USER_PIN_INITIALIZED)})
+        return out
 
     @contextlib.contextmanager
     def library(self):
@@ -493,6 +557,45 @@ class Token:
             ti = lib.getTokenInfo(_find_slot(lib, self.label))
             return {"label": ti.label.strip(), "serial": ti.serialNumber.strip(),
                 "manufacturer": ti.manufacturerID.strip(), "model": ti.model.strip()}
+
+    def objects(self, login=True):
+        """Every object on the token (logged in with the user PIN by default, so private
+        objects are seen too), each a dict: class (CKO_ name), id (CKA_ID bytes), label, and
+        for keys key_type (CKK_ name), and for private and secret keys sensitive, extractable,
+        always_sensitive, never_extractable, sign, decrypt, unwrap, derive (bools, None when
+        the token does not say), and for certificates value (the DER)."""
+        P = PyKCS11
+        bools = {"sensitive": P.CKA_SENSITIVE, "extractable": P.CKA_EXTRACTABLE,
+            "always_sensitive": P.CKA_ALWAYS_SENSITIVE,
+            "never_extractable": P.CKA_NEVER_EXTRACTABLE, "sign": P.CKA_SIGN,
+            "decrypt": P.CKA_DECRYPT, "unwrap": P.CKA_UNWRAP, "derive": P.CKA_DERIVE,
+            "token": P.CKA_TOKEN, "private": P.CKA_PRIVATE}
+        out = []
+        with self.session(login=login) as s:
+            for h in s.findObjects([]):
+                (cls,) = s.getAttributeValue(h, [P.CKA_CLASS])
+                o = {"class": P.CKO[cls], "handle": h.value()}
+                try:
+                    cka_id, label = s.getAttributeValue(h, [P.CKA_ID, P.CKA_LABEL])
+                    o["id"] = bytes(cka_id or b"")
+                    o["label"] = label.strip() if isinstance(label, str) else label
+                except P.PyKCS11Error:
+                    o["id"], o["label"] = None, None
+                if cls in (P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY, P.CKO_SECRET_KEY):
+                    (kt,) = s.getAttributeValue(h, [P.CKA_KEY_TYPE])
+                    o["key_type"] = P.CKK.get(kt, kt)
+                if cls in (P.CKO_PRIVATE_KEY, P.CKO_SECRET_KEY):
+                    for name, attr in bools.items():
+                        try:
+                            (v,) = s.getAttributeValue(h, [attr])
+                            o[name] = bool(v)
+                        except P.PyKCS11Error:
+                            o[name] = None
+                if cls == P.CKO_CERTIFICATE:
+                    (v,) = s.getAttributeValue(h, [P.CKA_VALUE], True)
+                    o["value"] = bytes(v)
+                out.append(o)
+        return out
 
     def generate_key(self, kind="rsa", key_id=None, label=None, bits=2048, extractable=False):
         """Generates a key pair on the token and returns (key_id, cryptography public key).

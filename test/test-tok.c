@@ -173,6 +173,312 @@ test_frame_over_socket(void **state)
 	pf_buf_release(&in);
 }
 
+/* One request of each provisioning type, filled as the CLI would. */
+static void
+admin_req_fill(struct tok_admin_req *r, uint32_t type)
+{
+	static uint8_t idb[] = { 0x01, 0x02, 0x03 };
+	static uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+
+	memset(r, 0, sizeof(*r));
+	r->type = type;
+	r->token_id = "0123456789abcdef";
+	r->serial = "b1a2c3";
+	r->label = "Kepala Dinas";
+	r->ck_id = (struct tok_blob){ idb, sizeof(idb) };
+	r->der = (struct tok_blob){ der, sizeof(der) };
+	r->key_kind = TOK_KEY_EC_P256;
+	assert_int_equal(pf_secret_new("so-secret", 9, &r->so_pin), 0);
+	assert_int_equal(pf_secret_new("123456", 6, &r->pin), 0);
+	assert_int_equal(pf_secret_new("kata sandi baru", 15, &r->new_pin), 0);
+}
+
+static void
+admin_req_unfill(struct tok_admin_req *r)
+{
+	r->so_pin = pf_secret_free(r->so_pin);
+	r->pin = pf_secret_free(r->pin);
+	r->new_pin = pf_secret_free(r->new_pin);
+}
+
+static void
+test_admin_req_roundtrip(void **state)
+{
+	static const uint32_t types[] = { TOK_MSG_INIT_TOKEN, TOK_MSG_INIT_PIN, TOK_MSG_SET_PIN,
+		TOK_MSG_GENERATE, TOK_MSG_PUBKEY, TOK_MSG_WRITE_CERT };
+
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		struct tok_admin_req req, got = {};
+		struct pf_buf b;
+		int secret;
+
+		admin_req_fill(&req, types[t]);
+		pf_buf_init(&b);
+		tok_admin_req_encode(&b, &req);
+		assert_int_equal(pf_buf_status(&b), 0);
+		assert_int_equal(tok_admin_req_decode(types[t], b.data, b.len, &got), 0);
+		assert_int_equal(got.type, types[t]);
+		/* Each type carries its own fields and no others: no secret travels unused. */
+		switch (types[t]) {
+		case TOK_MSG_INIT_TOKEN:
+			assert_string_equal(got.serial, "b1a2c3");
+			assert_string_equal(got.so_pin->data, "so-secret");
+			assert_string_equal(got.label, "Kepala Dinas");
+			assert_null(got.token_id);
+			assert_null(got.pin);
+			assert_null(got.new_pin);
+			break;
+		case TOK_MSG_INIT_PIN:
+			assert_string_equal(got.token_id, "0123456789abcdef");
+			assert_string_equal(got.so_pin->data, "so-secret");
+			assert_string_equal(got.pin->data, "123456");
+			assert_null(got.new_pin);
+			break;
+		case TOK_MSG_SET_PIN:
+			assert_string_equal(got.pin->data, "123456");
+			assert_string_equal(got.new_pin->data, "kata sandi baru");
+			assert_int_equal(got.new_pin->len, 15);
+			assert_null(got.so_pin);
+			break;
+		case TOK_MSG_GENERATE:
+			assert_string_equal(got.pin->data, "123456");
+			assert_int_equal(got.key_kind, TOK_KEY_EC_P256);
+			assert_int_equal(got.ck_id.n, 3);
+			assert_memory_equal(got.ck_id.p, "\1\2\3", 3);
+			assert_string_equal(got.label, "Kepala Dinas");
+			assert_int_equal(got.decrypt, 0);
+			assert_null(got.so_pin);
+			break;
+		case TOK_MSG_PUBKEY:
+			assert_string_equal(got.token_id, "0123456789abcdef");
+			assert_int_equal(got.ck_id.n, 3);
+			assert_null(got.pin);
+			assert_null(got.so_pin);
+			assert_null(got.label);
+			break;
+		case TOK_MSG_WRITE_CERT:
+			assert_string_equal(got.pin->data, "123456");
+			assert_int_equal(got.der.n, 5);
+			assert_memory_equal(got.der.p, "\x30\x03\x02\x01\x01", 5);
+			assert_string_equal(got.label, "Kepala Dinas");
+			break;
+		}
+		secret = types[t] != TOK_MSG_PUBKEY;
+		assert_int_equal(b.wipe, secret); /* the frame is wiped where it held a PIN */
+		tok_admin_req_release(&got);
+		assert_null(got.pin);
+
+		/* Every truncation is refused, never read past; so are trailing bytes. */
+		for (size_t n = 0; n < b.len; n++)
+			if (tok_admin_req_decode(types[t], b.data, n, &got) >= 0)
+				fail_msg("type %u: a body cut to %zu of %zu bytes was accepted",
+					types[t], n, b.len);
+		pf_buf_put_u32(&b, 0);
+		assert_true(tok_admin_req_decode(types[t], b.data, b.len, &got) < 0);
+		pf_buf_release(&b);
+		admin_req_unfill(&req);
+	}
+}
+
+static void
+test_admin_req_refusals(void **state)
+{
+	struct tok_admin_req req, got = {};
+	struct pf_buf b;
+	char long_label[TOK_CKA_LABEL_MAX + 2];
+
+	/* A body is read as the frame's type says, and only provisioning types are accepted. */
+	admin_req_fill(&req, TOK_MSG_PUBKEY);
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_SIGN, b.data, b.len, &got) < 0);
+	assert_true(tok_admin_req_decode(TOK_MSG_ADMIN_REPLY, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	/* ... and the encoder refuses to write anything else. */
+	req.type = TOK_MSG_LIST;
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(pf_buf_status(&b) < 0);
+	pf_buf_release(&b);
+	admin_req_unfill(&req);
+
+	/* Missing or empty secrets: the token never sees an empty PIN. */
+	admin_req_fill(&req, TOK_MSG_SET_PIN);
+	req.new_pin = pf_secret_free(req.new_pin);
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_SET_PIN, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	admin_req_unfill(&req);
+
+	/* A token id that is not TOK_ID_LEN lower-case hex digits. */
+	admin_req_fill(&req, TOK_MSG_PUBKEY);
+	req.token_id = "0123456789ABCDEF";
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_PUBKEY, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	/* An empty CKA_ID, or one beyond its cap. */
+	req.token_id = "0123456789abcdef";
+	req.ck_id.n = 0;
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_PUBKEY, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	admin_req_unfill(&req);
+
+	/* Labels: a token label beyond 32 bytes, or empty; control bytes; a CKA_LABEL too long. */
+	admin_req_fill(&req, TOK_MSG_INIT_TOKEN);
+	req.label = "123456789012345678901234567890123";
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_INIT_TOKEN, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	req.label = "";
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_INIT_TOKEN, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	req.label = "line\nbreak";
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_INIT_TOKEN, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	admin_req_unfill(&req);
+
+	admin_req_fill(&req, TOK_MSG_GENERATE);
+	memset(long_label, 'a', sizeof(long_label) - 1);
+	long_label[sizeof(long_label) - 1] = 0;
+	req.label = long_label;
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_GENERATE, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	/* An unknown key kind, a decrypt flag that is not 0 or 1. */
+	req.label = "k";
+	req.key_kind = 7;
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_GENERATE, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	req.key_kind = TOK_KEY_RSA_3072;
+	req.decrypt = 2;
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_true(tok_admin_req_decode(TOK_MSG_GENERATE, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	/* GENERATE without a PIN is well-formed (a PIN pad reader); the helper decides. */
+	req.decrypt = 1;
+	req.pin = pf_secret_free(req.pin);
+	pf_buf_init(&b);
+	tok_admin_req_encode(&b, &req);
+	assert_int_equal(tok_admin_req_decode(TOK_MSG_GENERATE, b.data, b.len, &got), 0);
+	assert_null(got.pin);
+	assert_int_equal(got.key_kind, TOK_KEY_RSA_3072);
+	assert_int_equal(got.decrypt, 1);
+	tok_admin_req_release(&got);
+	pf_buf_release(&b);
+	admin_req_unfill(&req);
+}
+
+static void
+test_admin_req_der_cap(void **state)
+{
+	struct tok_admin_req got = {};
+	struct pf_buf b;
+	uint8_t *big = calloc(1, TOK_CERT_MAX + 1);
+
+	/* A certificate beyond TOK_CERT_MAX is refused before it is copied. */
+	assert_non_null(big);
+	pf_buf_init(&b);
+	pf_buf_put_str(&b, "0123456789abcdef");
+	pf_buf_put_u32(&b, 0);
+	pf_buf_put_bytes(&b, "\1", 1);
+	pf_buf_put_bytes(&b, big, TOK_CERT_MAX + 1);
+	pf_buf_put_str(&b, "");
+	assert_int_equal(pf_buf_status(&b), 0);
+	assert_true(tok_admin_req_decode(TOK_MSG_WRITE_CERT, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	/* An announced length far beyond the body. */
+	pf_buf_init(&b);
+	pf_buf_put_str(&b, "0123456789abcdef");
+	pf_buf_put_u32(&b, 0);
+	pf_buf_put_bytes(&b, "\1", 1);
+	pf_buf_put_u32(&b, 0xfffffff0u);
+	assert_true(tok_admin_req_decode(TOK_MSG_WRITE_CERT, b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	free(big);
+}
+
+static void
+test_admin_reply_roundtrip(void **state)
+{
+	uint8_t spki[] = { 0x30, 0x59, 0x30, 0x13 };
+	struct tok_admin_reply rep = { .err = TOK_ERR_PIN_INCORRECT, .ck_rv = CKR_PIN_INCORRECT,
+		.pin_flags = TOK_PIN_INITIALIZED | TOK_PIN_COUNT_LOW,
+		.detail = "the token refused the PIN",
+		.token_id = "0123456789abcdef", .serial = "5d2b6c9e1f0a3b47",
+		.spki = { spki, sizeof(spki) }, .min_pin = 4, .max_pin = 255, .exists = 1 };
+	struct tok_admin_reply got = {};
+	struct pf_buf b;
+
+	pf_buf_init(&b);
+	tok_admin_reply_encode(&b, &rep);
+	assert_int_equal(tok_admin_reply_decode(b.data, b.len, &got), 0);
+	assert_int_equal(got.err, TOK_ERR_PIN_INCORRECT);
+	assert_int_equal(got.ck_rv, CKR_PIN_INCORRECT);
+	assert_int_equal(got.pin_flags, TOK_PIN_INITIALIZED | TOK_PIN_COUNT_LOW);
+	assert_string_equal(got.detail, "the token refused the PIN");
+	assert_string_equal(got.token_id, "0123456789abcdef");
+	assert_string_equal(got.serial, "5d2b6c9e1f0a3b47");
+	assert_int_equal(got.spki.n, sizeof(spki));
+	assert_memory_equal(got.spki.p, spki, sizeof(spki));
+	assert_int_equal(got.min_pin, 4);
+	assert_int_equal(got.max_pin, 255);
+	assert_int_equal(got.exists, 1);
+	tok_admin_reply_release(&got);
+	for (size_t n = 0; n < b.len; n++)
+		if (tok_admin_reply_decode(b.data, n, &got) >= 0)
+			fail_msg("a reply cut to %zu of %zu bytes was accepted", n, b.len);
+	pf_buf_put_u32(&b, 0);
+	assert_true(tok_admin_reply_decode(b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+
+	/* An empty reply (success without data) decodes to empty strings and no key. */
+	memset(&rep, 0, sizeof(rep));
+	pf_buf_init(&b);
+	tok_admin_reply_encode(&b, &rep);
+	assert_int_equal(tok_admin_reply_decode(b.data, b.len, &got), 0);
+	assert_int_equal(got.err, TOK_OK);
+	assert_string_equal(got.detail, "");
+	assert_null(got.spki.p);
+	tok_admin_reply_release(&got);
+	pf_buf_release(&b);
+
+	/* The helper is untrusted too: an outcome beyond the enum, control bytes in the detail
+	 * (it reaches the terminal), a key beyond TOK_SPKI_MAX. */
+	rep.err = _TOK_ERR_MAX;
+	pf_buf_init(&b);
+	tok_admin_reply_encode(&b, &rep);
+	assert_true(tok_admin_reply_decode(b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	rep.err = TOK_ERR_DEVICE;
+	rep.detail = "\x1b[2Jcleared";
+	pf_buf_init(&b);
+	tok_admin_reply_encode(&b, &rep);
+	assert_true(tok_admin_reply_decode(b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	rep.detail = NULL;
+	rep.spki.n = TOK_SPKI_MAX + 1;
+	rep.spki.p = calloc(1, rep.spki.n);
+	assert_non_null(rep.spki.p);
+	pf_buf_init(&b);
+	tok_admin_reply_encode(&b, &rep);
+	assert_true(tok_admin_reply_decode(b.data, b.len, &got) < 0);
+	pf_buf_release(&b);
+	free(rep.spki.p);
+}
+
 int
 main(void)
 {
@@ -182,6 +488,10 @@ main(void)
 		cmocka_unit_test(test_sign_count_cap),
 		cmocka_unit_test(test_list_roundtrip),
 		cmocka_unit_test(test_frame_over_socket),
+		cmocka_unit_test(test_admin_req_roundtrip),
+		cmocka_unit_test(test_admin_req_refusals),
+		cmocka_unit_test(test_admin_req_der_cap),
+		cmocka_unit_test(test_admin_reply_roundtrip),
 	};
 
 	return cmocka_run_group_tests_name("/pkcs11", tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /*
- * paraf-token-helper: the only process that loads PKCS#11 modules. parafd starts it with a
- * socketpair on fd 3 and sends plain-data requests (list tokens, sign digests); the helper
- * answers each in turn and exits when parafd closes its end. A crash or hang here costs one
- * request, never the agent.
+ * paraf-token-helper: the only process that loads PKCS#11 modules. parafd (or the CLI's
+ * provisioning commands, through tok-link.c) starts it with a socketpair on fd 3 and sends
+ * plain-data requests (list tokens, sign digests, provision a token); the helper answers each
+ * in turn and exits when the other end closes. A crash or hang here costs one request, never
+ * the agent.
  */
 #include <errno.h>
 #include <signal.h>
@@ -76,6 +77,51 @@ handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in)
 	return r;
 }
 
+static int
+is_admin_type(uint32_t type)
+{
+	switch (type) {
+	case TOK_MSG_INIT_TOKEN:
+	case TOK_MSG_INIT_PIN:
+	case TOK_MSG_SET_PIN:
+	case TOK_MSG_GENERATE:
+	case TOK_MSG_PUBKEY:
+	case TOK_MSG_WRITE_CERT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Provisioning: one request, one TOK_MSG_ADMIN_REPLY. */
+static int
+handle_admin(int fd, struct tok_ctx *ctx, uint32_t type, const struct pf_buf *in)
+{
+	struct tok_admin_req req = {};
+	struct tok_admin_reply rep = {};
+	struct pf_buf out;
+	int r;
+
+	r = tok_admin_req_decode(type, in->data, in->len, &req);
+	if (r < 0) {
+		rep.err = TOK_ERR_INTERNAL;
+		rep.detail = strdup("malformed provisioning request");
+	} else if (!ctx) {
+		rep.err = TOK_ERR_MODULE;
+		rep.detail = strdup("no PKCS#11 module could be loaded");
+	} else {
+		tok_ctx_admin(ctx, &req, &rep);
+	}
+	tok_admin_req_release(&req); /* wipes the SO PIN, the PIN and the new PIN */
+	pf_buf_init(&out);
+	tok_frame_begin(&out, TOK_MSG_ADMIN_REPLY);
+	tok_admin_reply_encode(&out, &rep);
+	r = send_frame(fd, &out);
+	tok_admin_reply_release(&rep);
+	pf_buf_release(&out);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -102,12 +148,13 @@ main(int argc, char **argv)
 			modules[n_modules++] = argv[++i];
 		} else {
 			fprintf(stderr, "paraf-token-helper: unknown argument '%s' (started by parafd "
-					"only)\n", argv[i]);
+					"or paraf only)\n", argv[i]);
 			return 2;
 		}
 	}
 	if (fd < 0) {
-		fprintf(stderr, "paraf-token-helper: no --fd given (started by parafd only)\n");
+		fprintf(stderr,
+			"paraf-token-helper: no --fd given (started by parafd or paraf only)\n");
 		return 2;
 	}
 
@@ -119,7 +166,7 @@ main(int argc, char **argv)
 	}
 
 	pf_buf_init(&in);
-	in.wipe = 1; /* sign requests carry the PIN */
+	in.wipe = 1; /* sign and provisioning requests carry PINs */
 	for (;;) {
 		uint32_t type;
 
@@ -130,6 +177,8 @@ main(int argc, char **argv)
 			r = handle_list(fd, ctx);
 		else if (type == TOK_MSG_SIGN)
 			r = handle_sign(fd, ctx, &in);
+		else if (is_admin_type(type))
+			r = handle_admin(fd, ctx, type, &in);
 		else
 			r = -EBADMSG;
 		explicit_bzero(in.data, in.len);
