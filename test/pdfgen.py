@@ -50,10 +50,11 @@ from pathlib import Path
 A4 = (595, 842)
 PRODUCER = "paraf test/pdfgen.py"
 
-KINDS = ("minimal", "multipage", "objstm", "incremental", "pdf13", "pdf20", "encrypted",
-    "truncated", "notpdf", "zeropages", "damaged")
+KINDS = ("minimal", "multipage", "objstm", "incremental", "pdf13", "pdf20", "libreoffice",
+    "encrypted", "truncated", "notpdf", "zeropages", "damaged")
 # the kinds a signer must accept, and those it must refuse
-GOOD_KINDS = ("minimal", "multipage", "objstm", "incremental", "pdf13", "pdf20")
+GOOD_KINDS = ("minimal", "multipage", "objstm", "incremental", "pdf13", "pdf20",
+              "libreoffice")
 BAD_KINDS = ("encrypted", "truncated", "notpdf", "zeropages", "damaged")
 QPDF_KINDS = ("objstm", "pdf20", "encrypted")
 
@@ -439,6 +440,10 @@ def make(kind, path):
     elif kind == "pdf20":
         tmp.write_bytes(simple_pdf(title="Dokumen PDF 2.0"))
         qpdf("--force-version=2.0", tmp, path)
+    elif kind == "libreoffice":
+        # A real export from LibreOffice Writer, kept in test/data (see its README).
+        path.write_bytes((Path(__file__).parent / "data" / "libreoffice-nota-dinas.pdf")
+                         .read_bytes())
     elif kind == "encrypted":
         tmp.write_bytes(simple_pdf(title="Dokumen terenkripsi"))
         qpdf("--encrypt", USER_PASSWORD, OWNER_PASSWORD, "256", "--", tmp, path)

@@ -550,7 +550,8 @@ def current_crl(ca, tmp_path, name="ca.crl", revoked=()):
 @pytest.mark.parametrize("kind", pdfgen.GOOD_KINDS)
 def test_sign_each_kind(kind, signer, nssdb, appearance, run_detached, tmp_path):
     """R12, R10, R16: each kind of PDF (classic xref; three pages; object streams with a
-    cross-reference stream; already incrementally updated; PDF 1.3; PDF 2.0) signed
+    cross-reference stream; already incrementally updated; PDF 1.3; PDF 2.0; a real
+    LibreOffice Writer export from test/data) signed
     invisibly (EC key) and visibly (RSA key). Each output: an incremental update of the
     input (its exact prefix), accepted by pdfsig (valid, trusted, whole document), qpdf
     --check and the independent ByteRange/CMS checks. The invisible one has a zero-size
