@@ -22,6 +22,47 @@ ag_config_init(struct ag_config *c)
 	c->helper_timeout = AG_HELPER_TIMEOUT_DEFAULT;
 	c->idle_timeout = AG_IDLE_TIMEOUT_DEFAULT;
 	c->max_clients = AG_CLIENTS_DEFAULT;
+	c->audit_mode = AG_AUDIT_REQUIRED;
+	c->audit_timeout = AG_AUDIT_TIMEOUT_DEFAULT;
+}
+
+static const char *const audit_mode_names[_AG_AUDIT_MODE_MAX] = {
+	[AG_AUDIT_REQUIRED] = "required",
+	[AG_AUDIT_SPOOL] = "spool",
+	[AG_AUDIT_JOURNAL] = "journal",
+};
+
+const char *
+ag_audit_mode_to_string(enum ag_audit_mode m)
+{
+	return (unsigned)m < _AG_AUDIT_MODE_MAX ? audit_mode_names[m] : "?";
+}
+
+static int
+audit_mode_parse(const char *v, enum ag_audit_mode *ret)
+{
+	for (int m = 0; m < _AG_AUDIT_MODE_MAX; m++)
+		if (streq(v, audit_mode_names[m])) {
+			*ret = (enum ag_audit_mode)m;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int
+ag_config_set_audit_socket(struct ag_config *c, const char *path)
+{
+	char *p;
+
+	/* An absolute path that fits a sockaddr_un. */
+	if (path[0] != '/' || strlen(path) >= AG_AUDIT_SOCKET_PATH_MAX)
+		return -EINVAL;
+	p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	free(c->audit_socket);
+	c->audit_socket = p;
+	return 0;
 }
 
 void
@@ -32,6 +73,8 @@ ag_config_release(struct ag_config *c)
 	free(c->modules);
 	c->modules = NULL;
 	c->n_modules = 0;
+	free(c->audit_socket);
+	c->audit_socket = NULL;
 }
 
 int
@@ -71,6 +114,12 @@ config_kv(void *data, const char *section, const char *key, const char *val, cha
 		r = pf_parse_uint(val, 1, 65536, &c->max_clients);
 	else if (streq(key, "module"))
 		r = val[0] == '/' ? ag_config_add_module(c, val) : -EINVAL;
+	else if (streq(key, "audit"))
+		r = audit_mode_parse(val, &c->audit_mode);
+	else if (streq(key, "audit_socket"))
+		r = ag_config_set_audit_socket(c, val);
+	else if (streq(key, "audit_timeout"))
+		r = pf_parse_uint(val, 1, 60, &c->audit_timeout);
 	else {
 		snprintf(err, errsz, "unknown key '%s'", key);
 		return -EINVAL;

@@ -83,6 +83,9 @@ static const struct ag_error_info errors[_AG_ERR_MAX] = {
 		"the terminal or display named for the PIN dialog is not the caller's own" },
 	[AG_ERR_POLICY_INVALID] = { -32047, "policy-invalid", "R13",
 		"the policy, registry or revocation list cannot be read safely" },
+	[AG_ERR_AUDIT_UNAVAILABLE] = { -32048, "audit-unavailable", "R13",
+		"the audit service did not acknowledge the decision's record, so no signature is "
+		"released" },
 };
 
 enum ag_err

@@ -142,6 +142,9 @@ policy_status(struct ag_server *srv, json_object *o)
 	json_object_object_add(o, "pin_parameter_types", types);
 	json_object_object_add(o, "pinentry", json_object_new_string(srv->pinentry ? srv->pinentry
 		: r >= 0 && ap->pol.pinentry ? ap->pol.pinentry : "/usr/bin/pinentry"));
+	/* R13: where the decision records go, and whether signing can go ahead. */
+	json_object_object_add(o, "audit", json_object_new_string(
+		ag_audit_mode_to_string(srv->cfg.audit_mode)));
 	/* R1: where logind is absent, say so: the policy's without_logind applies. */
 	json_object_object_add(o, "logind", json_object_new_boolean(ag_logind_present()));
 	ag_policy_free(ap);
@@ -379,7 +382,7 @@ static const enum ag_err sign_errors[] = { AG_ERR_TOO_MANY_DOCUMENTS, AG_ERR_UNK
 	AG_ERR_USAGE_NOT_ALLOWED, AG_ERR_USAGE_NOT_IN_CERTIFICATE, AG_ERR_NOT_YET_VALID,
 	AG_ERR_EXPIRED, AG_ERR_NON_COMPLIANT, AG_ERR_UNTRUSTED, AG_ERR_REVOKED,
 	AG_ERR_REVOCATION_UNKNOWN, AG_ERR_PIN_CANCELLED, AG_ERR_PIN_DIALOG_FAILED,
-	AG_ERR_DIALOG_LOCATION_REFUSED, AG_ERR_POLICY_INVALID, _AG_ERR_MAX };
+	AG_ERR_DIALOG_LOCATION_REFUSED, AG_ERR_POLICY_INVALID, AG_ERR_AUDIT_UNAVAILABLE, _AG_ERR_MAX };
 
 const struct ag_method ag_methods[] = {
 	{ "rpc.discover", NULL, 0, "this API as an OpenRPC document",

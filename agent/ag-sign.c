@@ -6,7 +6,8 @@
  *   dialog, or for the policy's listed types the request or a root-only credential) ->
  *   the token helper signs -> CMS assembly -> answer.
  *
- * Every request that reaches a decision writes exactly one audit record, allow or deny.
+ * Every request that reaches a decision writes exactly one audit record, allow or deny, and
+ * a signature is answered only after that record is stored (ag_audit_commit(), R13).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,8 +129,10 @@ state_free(struct sign_state *st)
 	free(st);
 }
 
-/* The one record of this request's decision (STYLE 14). */
-static void
+/* The one record of this request's decision (STYLE 14). 0 once stored as the audit mode
+ * demands (R13); -ENOLINK when not: then the record's copy in the journal says
+ * `audit-unavailable`, and nothing may be released on it. */
+static int
 audit(struct sign_state *st, bool allow, const char *rule, const char *reason, const char *message,
 	const char *outcome)
 {
@@ -157,7 +160,8 @@ audit(struct sign_state *st, bool allow, const char *rule, const char *reason, c
 	for (size_t i = 0; i < p->n_documents; i++)
 		docs[i] = (struct ag_audit_doc){ p->documents[i].name, p->documents[i].digest.p,
 			p->documents[i].digest.n };
-	ag_audit_write(call->srv->log_stderr, &r);
+	return ag_audit_commit(call->srv->log_stderr, &r,
+		outcome ? ag_error_info(AG_ERR_AUDIT_UNAVAILABLE)->reason : NULL);
 }
 
 /* Fails the call; before a decision the refusal is itself the decision and is recorded as a
@@ -172,9 +176,11 @@ finish_error(struct sign_state *st, struct ag_error *err)
 	 * key that could have left the token, R3) is a deny in its own right; other failures
 	 * (a wrong PIN, a token error) are the outcome of an allowed request. */
 	if (st->decided && st->verdict.allow && !(err->rule ? err->rule : info->rule))
-		audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message, info->reason);
+		(void)audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message,
+			info->reason);
 	else
-		audit(st, false, err->rule ? err->rule : info->rule, info->reason, err->message, NULL);
+		(void)audit(st, false, err->rule ? err->rule : info->rule, info->reason, err->message,
+			NULL);
 	call->abandon = NULL;
 	state_free(st);
 	ag_call_fail(call, err);
@@ -304,7 +310,20 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 	json_object_object_add(res, "certificate", json_object_new_string(p->certificate));
 	json_object_object_add(res, "signatures", sigs);
 	tok_sign_reply_release(&rep);
-	audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message, "signed");
+	/* R13: the signatures leave only once the record of this decision is stored (fail
+	 * closed): acknowledged by paraf-auditd, or spooled where the policy allows it. */
+	if (audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message,
+		    "signed") < 0) {
+		json_object_put(res);
+		ag_error_set(&err, AG_ERR_AUDIT_UNAVAILABLE, NULL,
+			"the audit service did not store the record of this signature, so the "
+			"signature is withheld (R13); the audit service at '%s' must be running",
+			ag_audit_socket_path());
+		call->abandon = NULL;
+		state_free(st);
+		ag_call_fail(call, &err);
+		return;
+	}
 	call->abandon = NULL;
 	state_free(st);
 	ag_call_reply(call, res);
@@ -726,6 +745,15 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 	}
 	if (choose_mechanism(st, &msg) < 0) {
 		finish_msg(st, AG_ERR_UNSUPPORTED_ALGORITHM, p->padding ? "padding" : "certificate", msg);
+		return;
+	}
+	/* R13: a signature could not be released without its record; say so before the
+	 * official types a PIN, not after the token signed. */
+	if (ag_audit_check() < 0) {
+		snprintf(err, sizeof(err), "the audit service at '%s' is not reachable and the "
+			 "agent's audit setting is '%s': nothing is signed until it is (R13)",
+			ag_audit_socket_path(), ag_audit_mode_to_string(ag_audit_mode()));
+		finish_msg(st, AG_ERR_AUDIT_UNAVAILABLE, NULL, err);
 		return;
 	}
 	/* The PIN: from the request only for the policy's listed types (checked above), else

@@ -76,6 +76,8 @@ enum ag_err {
 	AG_ERR_PIN_DIALOG_FAILED,
 	AG_ERR_DIALOG_LOCATION_REFUSED,
 	AG_ERR_POLICY_INVALID,
+	/* the audit service (R13) */
+	AG_ERR_AUDIT_UNAVAILABLE,
 	_AG_ERR_MAX,
 };
 
@@ -185,18 +187,36 @@ struct ag_cms *ag_cms_free(struct ag_cms *c);
 int ag_ecdsa_sig_to_der(const uint8_t *sig, size_t n, uint8_t **ret_der, size_t *ret_len);
 
 /* ag-config.c */
+/* Where decision records go (R13). Zero is `required`: a configuration that says nothing
+ * fails closed. */
+enum ag_audit_mode {
+	AG_AUDIT_REQUIRED = 0, /* paraf-auditd must acknowledge a record before a signature leaves */
+	AG_AUDIT_SPOOL,        /* … or it goes to the local spool, forwarded once the service is back */
+	AG_AUDIT_JOURNAL,      /* the journal (stderr in the foreground) only: development, tests */
+	_AG_AUDIT_MODE_MAX,
+};
+#define AG_AUDIT_SOCKET_DEFAULT "/run/paraf/audit.sock"
+#define AG_AUDIT_TIMEOUT_DEFAULT 5 /* seconds the service may take to acknowledge a record */
+const char *ag_audit_mode_to_string(enum ag_audit_mode m);
+
 struct ag_config {
 	unsigned helper_timeout; /* seconds */
 	unsigned idle_timeout;   /* seconds */
 	unsigned max_clients;
 	char **modules;
 	size_t n_modules;
+	enum ag_audit_mode audit_mode; /* `audit` */
+	char *audit_socket;            /* `audit_socket`, NULL: AG_AUDIT_SOCKET_DEFAULT */
+	unsigned audit_timeout;        /* `audit_timeout`, seconds */
 };
 void ag_config_init(struct ag_config *c);
 void ag_config_release(struct ag_config *c);
 /* Reads an INI file; on failure ret_error says which line and what is wrong. */
 int ag_config_load(struct ag_config *c, const char *path, char *ret_error, size_t error_size);
 int ag_config_add_module(struct ag_config *c, const char *path);
+#define AG_AUDIT_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+/* `audit_socket` or --audit-socket: an absolute path shorter than AG_AUDIT_SOCKET_PATH_MAX. */
+int ag_config_set_audit_socket(struct ag_config *c, const char *path);
 
 /* ag-methods.c: the method table. */
 struct ag_server;

@@ -20,6 +20,7 @@
 #include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 
+#include "ag-audit.h"
 #include "ag-policy.h"
 #include "ag-server.h"
 #include "paraf-config.h"
@@ -27,6 +28,8 @@
 #include "tok.h"
 
 static bool foreground;
+
+#define AG_AUDIT_FLUSH_IDLE_SEC 10 /* how often a spool is offered to the service again */
 
 static void _printf_(2, 3)
 log_msg(int prio, const char *fmt, ...)
@@ -49,7 +52,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: parafd [--socket PATH] [--module PATH]... [--config FILE] [--policy DIR]\n"
-		"              [--pinentry PATH] [--foreground]\n"
+		"              [--pinentry PATH] [--audit-socket PATH] [--foreground]\n"
 		"\n"
 		"The paraf signing agent: signs documents with keys on PKCS#11 tokens for desktop\n"
 		"applications, over JSON-RPC on a Unix socket (see doc/protocol.md).\n"
@@ -64,6 +67,8 @@ usage(FILE *f)
 		"                  owned by the agent's own account are accepted (tests)\n"
 		"  --pinentry PATH the PIN dialog program (default: the policy's, else\n"
 		"                  /usr/bin/pinentry)\n"
+		"  --audit-socket PATH  paraf-auditd's socket (default: the configuration's\n"
+		"                  audit_socket, else " AG_AUDIT_SOCKET_DEFAULT ")\n"
 		"  --foreground    stay in the foreground and log to stderr\n"
 		"  --version       print the version\n",
 		PARAF_SYSCONFDIR, PARAF_SYSCONFDIR);
@@ -77,6 +82,22 @@ default_socket(char **ret)
 	if (!rt || rt[0] != '/')
 		return -ENXIO;
 	return asprintf(ret, "%s/paraf/agent.sock", rt) < 0 ? -ENOMEM : 0;
+}
+
+/* Offers the spool to the audit service: every AG_AUDIT_FLUSH_IDLE_SEC, or at once again
+ * while it takes records and more are waiting. */
+static int
+audit_flush_timer(sd_event_source *s, uint64_t usec, void *data)
+{
+	size_t left = 0;
+	int r = ag_audit_flush(AG_AUDIT_FLUSH_BATCH, &left);
+	uint64_t next = r == 0 && left ? 100000 : (uint64_t)AG_AUDIT_FLUSH_IDLE_SEC * 1000000;
+
+	if (r == -EBADMSG)
+		log_msg(LOG_ERR, "audit: the spool is not a spool file; it is left alone");
+	sd_event_source_set_time_relative(s, next);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
 }
 
 /* Forks into the background; the parent exits 0 once the child is listening. */
@@ -112,6 +133,7 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "pinentry", required_argument, NULL, 'e' },
+		{ "audit-socket", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -120,7 +142,8 @@ main(int argc, char **argv)
 	struct ag_server *srv = NULL;
 	sd_event *event = NULL;
 	_cleanup_free_ char *socket_path = NULL, *config_path = NULL, *helper = NULL;
-	_cleanup_free_ char *policy_dir = NULL, *pinentry = NULL;
+	_cleanup_free_ char *policy_dir = NULL, *pinentry = NULL, *audit_socket = NULL;
+	struct ag_audit_options audit = { .program = "parafd" };
 	struct ag_policy *policy = NULL;
 	char **modules = NULL;
 	size_t n_modules = 0;
@@ -168,6 +191,15 @@ main(int argc, char **argv)
 			free(pinentry);
 			pinentry = strdup(optarg);
 			break;
+		case 'a':
+			if (optarg[0] != '/' || strlen(optarg) >= AG_AUDIT_SOCKET_PATH_MAX) {
+				fprintf(stderr, "parafd: --audit-socket needs an absolute path shorter "
+						"than %d bytes, not '%s'\n", AG_AUDIT_SOCKET_PATH_MAX, optarg);
+				return 2;
+			}
+			free(audit_socket);
+			audit_socket = strdup(optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -214,6 +246,19 @@ main(int argc, char **argv)
 				goto out;
 			}
 		}
+	}
+
+	if (audit_socket && ag_config_set_audit_socket(&cfg, audit_socket) < 0) {
+		fprintf(stderr, "parafd: out of memory\n");
+		goto out;
+	}
+	/* R13: where every decision's record goes; `required` unless configured otherwise. */
+	audit.mode = cfg.audit_mode;
+	audit.socket_path = cfg.audit_socket;
+	audit.timeout_ms = cfg.audit_timeout * 1000;
+	if (ag_audit_setup(&audit) < 0) {
+		fprintf(stderr, "parafd: out of memory\n");
+		goto out;
 	}
 
 	/* R13: refuse to start on a policy anyone but root could have written, and say which
@@ -293,6 +338,24 @@ main(int argc, char **argv)
 	log_msg(LOG_INFO, "listening on %s (pid %d, %s)",
 		socket_path ? socket_path : "the socket from systemd", (int)getpid(),
 		cfg.n_modules ? "modules given" : "p11-kit module registry");
+	if (cfg.audit_mode == AG_AUDIT_JOURNAL)
+		log_msg(LOG_WARNING, "decision records go to the %s only, not to the "
+			"tamper-evident audit service (audit = journal; R13): for development and "
+			"tests", foreground ? "standard error" : "journal");
+	else if (ag_audit_check() < 0)
+		log_msg(cfg.audit_mode == AG_AUDIT_REQUIRED ? LOG_ERR : LOG_WARNING,
+			"audit: paraf-auditd at '%s' is not reachable: %s", ag_audit_socket_path(),
+			cfg.audit_mode == AG_AUDIT_REQUIRED
+				? "signing is refused (audit-unavailable) until it is (audit = required)"
+				: "records are spooled until it is (audit = spool)");
+	if (cfg.audit_mode != AG_AUDIT_JOURNAL) {
+		/* A spool left from before is forwarded once the loop runs, then kept offered. */
+		r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 0, 0, audit_flush_timer,
+			NULL);
+		if (r < 0)
+			log_msg(LOG_WARNING, "audit: cannot schedule forwarding the spool: %s",
+				strerror(-r));
+	}
 	sd_notify(0, "READY=1\nSTATUS=listening");
 	if (notify_fd >= 0) {
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -313,6 +376,7 @@ out:
 	if (listen_fd >= 0)
 		close(listen_fd);
 	sd_event_unref(event);
+	ag_audit_shutdown();
 	ag_config_release(&cfg);
 	free(modules);
 	return ret;

@@ -30,6 +30,9 @@ static const char admin_usage[] =
 	"  incident     record a lost, damaged or misused token and revoke its certificates (R9)\n"
 	"  transfer     revoke a jabatan certificate whose holder left the post (R18)\n"
 	"  list         the registry: applications, certificates and their status\n"
+	"  backup       back up the registry, policy and audit log to an archive (R15)\n"
+	"  restore      restore such an archive, checked first; it merges revoked.list and\n"
+	"               never lifts a revocation (R15)\n"
 	"\n"
 	"'paraf admin SUBCOMMAND --help' describes each. Options every subcommand takes:\n"
 	"  --policy DIR     the policy directory (default " PARAF_SYSCONFDIR "); with it,\n"
@@ -89,7 +92,7 @@ const struct cli_cmd cli_cmd_admin = {
 static const struct cli_cmd *const admin_subs[] = {
 	&cli_cmd_admin_register, &cli_cmd_admin_init_token, &cli_cmd_admin_import_cert,
 	&cli_cmd_admin_revoke, &cli_cmd_admin_incident, &cli_cmd_admin_transfer,
-	&cli_cmd_admin_list,
+	&cli_cmd_admin_list, &cli_cmd_admin_backup, &cli_cmd_admin_restore,
 };
 
 /* Words an operator might try for lifting a revocation: each is answered, none exists. */
@@ -97,6 +100,18 @@ static const char *const unrevoke_words[] = {
 	"unrevoke", "reinstate", "restore", "unrevoke-cert", "remove-revocation", "delete-revocation",
 	"reactivate",
 };
+
+/* `restore` restores a backup (cli-backup.c); `restore --cert ID` asks to lift a revocation. */
+static bool
+means_unrevoke(const char *sub, int argc, char **argv)
+{
+	if (!streq(sub, "restore"))
+		return true;
+	for (int i = 2; i < argc; i++)
+		if (streq(argv[i], "--cert") || strncmp(argv[i], "--cert=", 7) == 0)
+			return true;
+	return false;
+}
 
 static int
 admin_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -110,7 +125,7 @@ admin_run(struct cli_ctx *ctx, int argc, char **argv)
 		return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_LOCAL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(unrevoke_words); i++)
-		if (streq(sub, unrevoke_words[i])) {
+		if (streq(sub, unrevoke_words[i]) && means_unrevoke(sub, argc, argv)) {
 			struct cli_prov pv = { .cmd = &cli_cmd_admin, .method = "admin.unrevoke" };
 
 			/* R8: a revoked certificate is never usable again; using it again needs a

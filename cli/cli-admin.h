@@ -48,6 +48,8 @@
 extern const struct cli_cmd cli_cmd_admin_register, cli_cmd_admin_init_token,
 	cli_cmd_admin_import_cert, cli_cmd_admin_revoke, cli_cmd_admin_incident,
 	cli_cmd_admin_transfer, cli_cmd_admin_list;
+/* cli-backup.c (R15) */
+extern const struct cli_cmd cli_cmd_admin_backup, cli_cmd_admin_restore;
 
 /* What every provisioning command shares: its options and what it opened. */
 struct cli_prov {
@@ -108,7 +110,9 @@ bool cli_prov_registry_writable(const struct pol_owner *o);
 int cli_prov_owner_copy(const struct pol_owner *o, struct pol_owner *ret);
 void cli_prov_owner_release(struct pol_owner *o);
 
-/* One audit record (ag_audit_write to stderr): who is the caller. Never a secret (R2). */
+/* One audit record: who is the caller. Never a secret (R2). It goes where parafd's records go
+ * (ag_audit_commit(), the sink cli_audit_sink_setup() configures: paraf-auditd, or the spool,
+ * or the journal), with a copy on stderr ("parafd: audit {json}"). */
 struct cli_prov_audit {
 	const struct pol_owner *owner; /* the application's entry, or NULL */
 	const char *certificate;       /* the certificate's id, or NULL (the entry's) */

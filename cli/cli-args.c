@@ -19,6 +19,8 @@ static const struct cli_cmd *const cli_commands[] = {
 	&cli_cmd_admin,
 	&cli_cmd_activate,
 	&cli_cmd_renew,
+	&cli_cmd_audit,
+	&cli_cmd_expiry,
 };
 
 const struct cli_cmd *

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -64,6 +66,8 @@ extern const struct cli_cmd cli_cmd_status, cli_cmd_tokens, cli_cmd_certs, cli_c
 extern const struct cli_cmd cli_cmd_sign_pdf; /* cli-sign-pdf.c */
 /* provisioning (cli-admin.h): the operator's `admin`, the owner's `activate` and `renew` */
 extern const struct cli_cmd cli_cmd_admin, cli_cmd_activate, cli_cmd_renew;
+/* the audit log (cli-audit.c) and expiry warnings (cli-expiry.c) */
+extern const struct cli_cmd cli_cmd_audit, cli_cmd_expiry;
 const struct cli_cmd *cli_cmd_find(const char *name);
 void cli_help_print(FILE *f);
 void cli_version_print(FILE *f);
@@ -485,3 +489,120 @@ int cli_chain_verify(X509 *x, STACK_OF(X509) * const *candidates, size_t n_candi
 	enum cli_chain *ret, char **ret_error, size_t *ret_len);
 /* The NIP in a subject serialNumber value ("NIP197803152005011002", or 18 digits), or NULL. */
 char *cli_nip_from_serial_number(const char *value);
+
+/*
+ * cli-audit*.c: the audit log paraf-auditd keeps (R13, R14), read by `paraf audit verify`,
+ * `show` and `report`; doc/audit-commands.md. Stored records are audit/aud.h's lines:
+ * {"seq","time","uid","pid","prev","record":{…}}.
+ */
+#define CLI_AUDIT_DIR_DEFAULT "/var/lib/paraf/audit"
+#define CLI_AUDIT_LINE_MAX (128u * 1024)  /* one stored line: the record and its envelope */
+#define CLI_AUDIT_FILES_MAX 65536         /* log files in the directory */
+#define CLI_REPORT_EXPIRY_DAYS 90         /* the report's look-ahead for expiring certificates */
+#define CLI_REPORT_FILE_MAX (4u * 1024 * 1024) /* incidents.log, a certificate in certs/ */
+
+/*
+ * The audit sink of this process (the provisioning commands' records, ag-audit.h): the
+ * [agent] audit settings of parafd's configuration, $PARAF_CONFIG else PARAF_SYSCONFDIR/
+ * parafd.conf when it exists, else `required` on the default socket. Once; a configuration
+ * that cannot be read is reported and the defaults are kept (fail closed).
+ */
+void cli_audit_sink_setup(void);
+
+struct cli_audit_entry {
+	uint64_t seq;
+	const char *time;     /* when the service stored it */
+	int64_t uid, pid;     /* the sender, from SO_PEERCRED */
+	json_object *record;  /* what the sender sent (borrowed) */
+	json_object *stored;  /* the whole stored line (borrowed) */
+	const char *file;     /* the log file's name, and the line in it */
+	uint64_t line;
+};
+typedef int (*cli_audit_fn)(const struct cli_audit_entry *e, void *data);
+/*
+ * Calls fn for every stored record in dir, oldest file and line first. -ENOENT when dir does
+ * not exist; -EBADMSG for a line that is not a stored record, -EFBIG for one longer than
+ * CLI_AUDIT_LINE_MAX (err names file and line); fn's negative return stops and is returned.
+ */
+int cli_audit_read(const char *dir, cli_audit_fn fn, void *data, char *err, size_t errsz);
+/* UTC times as people type them: 2027-01-15, 2027-01-15T08:00:00Z, 2027-01-15T08:00,
+ * "2027-01-15 08:00". With end_of_day, a date alone means the last second of that day. */
+int cli_time_parse(const char *s, bool end_of_day, time_t *ret);
+/* The record's own time (when the decision was made), else the stored time; -1 if none. */
+time_t cli_audit_entry_time(const struct cli_audit_entry *e);
+
+/* cli-audit-report.c: the yearly evaluation report (R14). */
+struct pol_policy;
+struct cli_report_cert {
+	char id[65];
+	time_t not_before, not_after;
+	char subject_cn[128];
+};
+struct cli_report_log {
+	bool checked;          /* aud_verify ran */
+	bool intact;
+	const char *fault;     /* aud_fault_to_string, or an error; NULL when intact */
+	const char *detail, *file;
+	uint64_t line, seq, records;
+	const char *head;
+};
+struct cli_report_input {
+	int year;
+	time_t now;                      /* "expiring" is counted from here */
+	const char *audit_dir, *policy_dir;
+	const struct pol_policy *policy; /* owners.d and revoked.list; NULL: none */
+	const char *incidents;           /* incidents.log's text, or NULL */
+	const struct cli_report_cert *certs; /* certs/<id>.pem */
+	size_t n_certs;
+	struct cli_report_log log;
+};
+struct cli_report;
+int cli_report_new(const struct cli_report_input *in, struct cli_report **ret);
+struct cli_report *cli_report_free(struct cli_report *r);
+/* Counts one stored record (outside the year: only seen). */
+int cli_report_add(struct cli_report *r, const struct cli_audit_entry *e);
+/* The report, schema "paraf-audit-report/1" (doc/audit-commands.md); a new reference. */
+json_object *cli_report_json(struct cli_report *r);
+/* The report as one self-contained, printable HTML page with inline SVG charts. */
+int cli_report_html(json_object *report, struct pf_buf *out);
+/* Reads certs/<id>.pem of a policy directory (files that are not certificates are skipped). */
+int cli_report_certs_load(const char *policy_dir, struct cli_report_cert **ret, size_t *ret_n);
+
+/*
+ * cli-backup.c: `paraf admin backup` and `restore` (R15). The archive is POSIX ustar:
+ * SHA256SUMS (sha256sum's format, for every other member), paraf-backup.info, then
+ * policy/… (owners.d, certs, revoked.list, incidents.log, policy.conf, policy.d, anchors,
+ * crl) and audit/… (the log directory). Never key material: *.key, *.pin and pins/ are left
+ * out, and a file holding a PEM private key stops the backup.
+ */
+#define CLI_BACKUP_MEMBER_MAX (1ull << 32) /* bytes in one archived file */
+#define CLI_BACKUP_MEMBERS_MAX 100000
+struct cli_backup_opts {
+	const char *policy_dir;
+	const char *audit_dir;
+	const char *archive;
+	bool force;       /* backup: replace the archive; restore: replace differing files */
+	time_t now;
+	FILE *out;        /* what was done, for people (NULL: nothing printed) */
+};
+struct cli_backup_result {
+	size_t files;           /* archived, or restored (written) */
+	size_t skipped;         /* left out (key material) or already in place */
+	uint64_t audit_records; /* in the archived log */
+	char manifest_sha256[65]; /* SHA-256 of SHA256SUMS: the archive's fingerprint */
+};
+/* 0, or -errno with err saying what (-EPERM: key material found, with its file). */
+int cli_backup_write(const struct cli_backup_opts *o, struct cli_backup_result *ret, char *err,
+	size_t errsz);
+/*
+ * Everything is checked before anything is written: the archive's form, every member against
+ * SHA256SUMS and every listed member present, no key material, the archived audit chain
+ * (aud_verify), the archived policy as parafd would read it; then what would change. revoked.list
+ * and incidents.log are merged (nothing is ever removed from them, R8, R9); an audit log here
+ * that the archive's extends is extended, one the archive's does not continue is moved aside
+ * (with force) and never deleted. -EBADMSG: damaged or tampered (err says where); -EEXIST:
+ * files differ and force is not given (err lists them); -EBUSY: paraf-auditd has the log
+ * open (its lock on the directory is held for the whole restore, so none starts meanwhile).
+ */
+int cli_backup_restore(const struct cli_backup_opts *o, struct cli_backup_result *ret, char *err,
+	size_t errsz);

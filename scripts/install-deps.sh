@@ -11,6 +11,7 @@ python3 python3-pytest python3-pykcs11 python3-cryptography
 procps util-linux pinentry-tty pinentry-curses tmux
 libqpdf-dev qpdf libqrencode-dev libcurl4-openssl-dev
 poppler-utils libnss3-tools zbar-tools
+chromium
 "
 
 missing=""

@@ -21,6 +21,10 @@ Fixtures (see each one's docstring):
 
     build_dir        Path of the build ($PARAF_BUILD); the session is skipped without it
     parafd_bin       Path of parafd        paraf_bin    Path of the paraf CLI
+    auditd_bin       Path of paraf-auditd
+    auditd_factory   auditd_factory(directory=None, socket=None, extra_args=(), start=True,
+                     run_as=(), argv_prefix=()) -> an AuditService (a paraf-auditd of the
+                     test's own, see "Audit service" below)
     ca               a session-wide test CA (pki.CA, EC P-256): .cert, .cert_path (ca.pem),
                      .issue(public_key, subject, ...)
     softhsm          a per-test private SoftHSM (pki.SoftHSM): .conf, .env(), .init_token()
@@ -56,6 +60,9 @@ Provisioning fixtures (paraf admin / activate / renew; see the section at the en
 
 Agent (a running parafd):
 
+    .auditd (its AuditService: every agent the fixtures start has a paraf-auditd of its own,
+        started before it and named with --audit-socket, so every decision goes through the
+        real audit path, R13; see agent_factory's auditd= and audit= options)
     .socket, .pid, .proc (subprocess.Popen), .dir (its private work dir), .config_path,
     .log_path / .stderr() (parafd's stderr), .spy_log (PKCS#11 spy output or None)
     .policy (its PolicyDir, or None when started without --policy), .pinentry (its
@@ -103,6 +110,25 @@ agent_factory options:
     wait=True               wait until the socket accepts connections (fail with parafd's
                             stderr if it exits first); wait=False for tests of refusals
     check_exit=True         at teardown, fail if parafd had died by itself before the stop
+    auditd=True             True: a fresh paraf-auditd (log in <agent dir>/audit); False: none
+                            running, but --audit-socket still names its private socket path
+                            (agent.auditd.start() starts it there later); an AuditService: that
+                            one (shared between agents)
+    audit=None              "required" | "spool" | "journal": writes `audit = …` into the
+                            [agent] section of the configuration (default: parafd's default)
+
+Audit service (AuditService, a paraf-auditd started for one test; audit/aud.h):
+
+    .dir (the log directory, made by the service), .socket, .pid, .proc, .argv,
+    .log_path / .stderr()
+    .records()           the stored records, parsed ({"seq","time","uid","pid","prev",
+                         "record"}), in order over all files; .lines() the raw lines (file,
+                         line number, bytes, complete); .files(); .checkpoint()
+    .client(timeout=10)  an AuditClient: .append(dict | str | bytes) -> AuditAnswer (.ok,
+                         .seq, .hash, .reason); .send(raw); .answer()
+    .kill() (SIGKILL, a crash)  .stop() (SIGTERM)  .restart()  .start()  .alive()
+    .check               when the test ends its log is checked link by link in Python
+                         (check_chain(), independent of the C verifier) unless set to False
 
 Policy options (agent_factory and policy_factory):
 
@@ -585,6 +611,7 @@ class Agent:
     def __init__(self, parafd, workdir, socket_dir, modules, config, env, extra_args,
             spy_log=None, policy=None, pinentry=None, run_as=()):
         self.parafd = Path(parafd)
+        self.auditd = None  # its AuditService (set by the fixtures), or None
         self.policy = policy
         self.pinentry = pinentry if isinstance(pinentry, FakePinentry) else None
         self.dir = Path(workdir)
@@ -753,6 +780,376 @@ class Agent:
         return self.proc.returncode
 
 
+# --- the audit service (paraf-auditd) ----------------------------------------------------------
+#
+# Every agent the fixtures start gets a paraf-auditd of its own (audit/aud.h): started before
+# parafd on a private socket and log directory, and named to parafd with --audit-socket, so
+# that every decision of every test goes through the real audit path (R13). Its log is
+# checked link by link in Python (check_chain, independent of the C verifier) when the test
+# ends, unless the test set `auditd.check = False` (a test that tampers with the log).
+
+AUDIT_ZERO_HASH = "0" * 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+AUDIT_RECORD_KEYS = ["seq", "time", "uid", "pid", "prev", "record"]
+
+
+def audit_line_hash(line):
+    """SHA-256 of a stored line without its newline (bytes or str), as lower-case hex."""
+    import hashlib
+    if isinstance(line, str):
+        line = line.encode()
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def audit_log_files(directory):
+    """The record files of an audit log directory, oldest first (audit-YYYYMM-NNN.log sorts in
+    order)."""
+    return sorted(p for p in Path(directory).glob("audit-*.log") if p.is_file())
+
+
+def audit_log_lines(directory):
+    """Every line of the log, in order: a list of (file Path, 1-based line number, bytes
+    without the newline, complete) where complete is False for a final line without its
+    newline (a torn write)."""
+    out = []
+    for f in audit_log_files(directory):
+        data = f.read_bytes()
+        parts = data.split(b"\n")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if last and part == b"":
+                break
+            out.append((f, i + 1, part, not last))
+    return out
+
+
+def audit_log_records(directory):
+    """The stored records of the log (complete lines only), parsed, in order."""
+    out = []
+    for f, n, line, complete in audit_log_lines(directory):
+        if not complete:
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise AssertionError(f"{f.name}:{n} is not JSON ({e}): {line[:200]!r}")
+    return out
+
+
+def check_chain(directory):
+    """Checks the stored log as audit/aud.h describes it, independently of the C code: one JSON
+    object per line with the keys seq, time, uid, pid, prev, record in that order and no
+    spaces outside strings; seq counting up by one from the first record; each prev the
+    SHA-256 of the line before it (the first one 64 zeros), across rotated files too; every
+    line complete; the checkpoint, if any, naming a record of the log. Returns a list of
+    problems (empty: the chain holds)."""
+    problems = []
+    prev_hash, prev_seq = AUDIT_ZERO_HASH, None
+    by_count = {}
+    for f, n, line, complete in audit_log_lines(directory):
+        where = f"{f.name}:{n}"
+        if not complete:
+            problems.append(f"{where}: a final line without its newline (torn)")
+            continue
+        try:
+            rec = json.loads(line, object_pairs_hook=lambda kv: kv)
+        except ValueError as e:
+            problems.append(f"{where}: not JSON ({e})")
+            continue
+        keys = [k for k, _ in rec]
+        if keys != AUDIT_RECORD_KEYS:
+            problems.append(f"{where}: keys {keys}, expected {AUDIT_RECORD_KEYS}")
+            continue
+        d = dict(rec)
+        if re.search(rb"\s", _JSON_STRING.sub(b'""', line)):
+            problems.append(f"{where}: whitespace outside strings")
+        if d["prev"] != prev_hash:
+            problems.append(f"{where}: prev {d['prev'][:16]}… is not the hash of the line "
+                f"before ({prev_hash[:16]}…)")
+        if not isinstance(d["seq"], int) or d["seq"] != (1 if prev_seq is None else prev_seq + 1):
+            problems.append(f"{where}: seq {d['seq']} after {prev_seq}")
+        prev_seq = d["seq"] if isinstance(d["seq"], int) else prev_seq
+        prev_hash = audit_line_hash(line)
+        by_count[d["seq"]] = prev_hash
+    cp = Path(directory) / "checkpoint"
+    if cp.exists():
+        try:
+            c = json.loads(cp.read_text())
+        except ValueError as e:
+            problems.append(f"checkpoint is not JSON ({e})")
+        else:
+            count = c.get("count")
+            want = AUDIT_ZERO_HASH if count == 0 else by_count.get(count)
+            if want is None or c.get("head") != want:
+                problems.append(f"checkpoint (count {count}, head "
+                    f"{str(c.get('head'))[:16]}…) names no record of the log")
+    return problems
+
+
+class AuditAnswer:
+    """One answer of paraf-auditd: .ok (bool), .seq and .hash (ok), .reason (error), .raw."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        parts = raw.decode(errors="replace").split(" ")
+        self.ok = parts[0] == "ok"
+        self.seq = self.hash = self.reason = None
+        if self.ok:
+            if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
+                raise AssertionError(f"a malformed answer from paraf-auditd: {raw!r}")
+            self.seq, self.hash = int(parts[1]), parts[2]
+        elif parts[0] == "error" and len(parts) == 2:
+            self.reason = parts[1]
+        else:
+            raise AssertionError(f"a malformed answer from paraf-auditd: {raw!r}")
+
+    def __repr__(self):
+        return self.raw.decode(errors="replace")
+
+
+class AuditClient:
+    """One connection to paraf-auditd's socket (the wire protocol of audit/aud.h).
+
+    .append(record) -> AuditAnswer: record a dict (sent as one compact JSON line), a str or
+    bytes (sent as it is, with a newline added); .send(raw bytes) without waiting;
+    .answer(timeout) -> the next AuditAnswer, or None when the service closed the connection."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.timeout = timeout
+        self._buf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def encode(record):
+        if isinstance(record, dict):
+            record = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        if isinstance(record, str):
+            record = record.encode()
+        return record + b"\n"
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def answer(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no answer from paraf-auditd")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError("no answer from paraf-auditd") from None
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return AuditAnswer(line)
+
+    def append(self, record, timeout=None):
+        self.send(self.encode(record))
+        return self.answer(timeout)
+
+
+class AuditService:
+    """A paraf-auditd for one test (see the module docstring): .dir (its log directory),
+    .socket, .proc / .pid, .log_path / .stderr(), .argv.
+
+    .start(wait=True)   starts it (the log directory is made by the service itself)
+    .kill()             SIGKILL (a crash); .stop() SIGTERM, then SIGKILL after 5 s
+    .restart()          kill() if running, then start()
+    .records()          the stored records, parsed (complete lines only)
+    .lines()            (file, line number, bytes, complete) of every line
+    .files()            the record files; .checkpoint() the parsed checkpoint or None
+    .client(timeout=10) a new AuditClient (closed when the test ends)
+    .check              check the chain when the test ends (default True)"""
+
+    def __init__(self, binary, directory, socket_path, extra_args=(), run_as=(), env=None,
+            log_path=None, argv_prefix=()):
+        self.bin = Path(binary)
+        self.dir = Path(directory)
+        self.socket = str(socket_path)
+        self.extra_args = list(extra_args)
+        self.run_as = list(run_as)
+        self.argv_prefix = list(argv_prefix)
+        self.env = env if env is not None else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self.log_path = Path(log_path) if log_path else self.dir.with_name(
+            self.dir.name + ".stderr")
+        self.proc = None
+        self.pid = None
+        self.check = True
+        self.killed = 0
+        self.starts = 0
+        self._clients = []
+
+    def __repr__(self):
+        return f"<paraf-auditd pid {self.pid} socket {self.socket} dir {self.dir}>"
+
+    @property
+    def argv(self):
+        return [str(self.bin), "--socket", self.socket, "--dir", str(self.dir),
+            "--foreground"] + self.extra_args
+
+    def stderr(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, wait=True, timeout=20):
+        assert not self.alive(), "paraf-auditd is already running"
+        wrapper = shlex.split(os.environ.get("PARAF_TEST_WRAPPER", ""))
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.run_as + self.argv_prefix + wrapper + self.argv,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
+                start_new_session=True)
+        self.pid = self.proc.pid
+        self.starts += 1
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                pytest.fail(f"paraf-auditd exited with status {rc} before accepting "
+                    f"connections; argv {self.argv}\n--- its stderr ---\n{self.stderr()}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.socket)
+                return self
+            except OSError:
+                pass
+            finally:
+                s.close()
+            if time.monotonic() > deadline:
+                pytest.fail(f"paraf-auditd did not accept connections on {self.socket} within "
+                    f"{timeout} s\n--- its stderr ---\n{self.stderr()}")
+            time.sleep(0.01)
+
+    def _close_clients(self):
+        for c in self._clients:
+            c.close()
+        self._clients = []
+
+    def kill(self):
+        """SIGKILL, as a crash; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.killed += 1
+            self.proc.kill()
+        self.proc.wait()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return self.proc.returncode
+
+    def stop(self, timeout=5):
+        """SIGTERM, then SIGKILL after `timeout` s; returns the exit status."""
+        self._close_clients()
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                warnings.warn(f"paraf-auditd did not exit within {timeout} s of SIGTERM")
+                self.kill()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return self.proc.returncode
+
+    def restart(self, wait=True):
+        self.kill()
+        return self.start(wait=wait)
+
+    def client(self, timeout=10):
+        c = AuditClient(self.socket, timeout)
+        self._clients.append(c)
+        return c
+
+    def files(self):
+        return audit_log_files(self.dir)
+
+    def lines(self):
+        return audit_log_lines(self.dir)
+
+    def records(self):
+        return audit_log_records(self.dir)
+
+    def checkpoint(self):
+        try:
+            return json.loads((self.dir / "checkpoint").read_text())
+        except FileNotFoundError:
+            return None
+
+
+def _config_with_audit(config, mode):
+    """The INI text `config` with `audit = mode` in its [agent] section."""
+    if mode is None:
+        return config
+    line = f"audit = {mode}\n"
+    m = re.search(r"(?m)^\[agent\][ \t]*\n?", config)
+    if m:
+        head = config[:m.end()]
+        if not head.endswith("\n"):
+            head += "\n"
+        return head + line + config[m.end():]
+    return config + ("" if config.endswith("\n") or not config else "\n") + "[agent]\n" + line
+
+
+def _cli_audit_config(work, socket_path, mode):
+    """A configuration for the paraf CLI ($PARAF_CONFIG: it reads the [agent] audit settings
+    of parafd's configuration) naming the test's audit service, so that its records never
+    reach a system-wide /run/paraf/audit.sock."""
+    path = Path(work) / "paraf-cli.conf"
+    path.write_text(_config_with_audit(f"[agent]\naudit_socket = {socket_path}\n", mode))
+    os.chmod(path, 0o644)
+    return path
+
+
+def finish_auditd(svc, problems):
+    """Teardown of one AuditService: stops it, prints its stderr, and adds to `problems` a
+    death by a signal the test did not send, or a broken chain (unless svc.check is False)."""
+    died = svc.proc.poll() if svc.proc is not None else None
+    svc.stop()
+    print(f"--- {svc!r} argv {svc.argv} exit {svc.proc.returncode if svc.proc else None}, "
+        f"stderr: ---")
+    print(svc.stderr())
+    if died is not None and died < 0 and died != -signal.SIGKILL:
+        problems.append(f"paraf-auditd {svc.pid} died by signal {-died} during the test")
+    if svc.check and svc.dir.is_dir() and os.access(svc.dir, os.R_OK | os.X_OK):
+        bad = check_chain(svc.dir)
+        if bad:
+            problems.append(f"the audit log {svc.dir} does not hold: " + "; ".join(bad[:5]))
+
+
 # --- PKCS#11 spy -------------------------------------------------------------------------------
 
 _SPY_CALL = re.compile(r"^\d+: (C_\w+)", re.M)
@@ -794,6 +1191,45 @@ def parafd_bin(build_dir):
     """Path of the built parafd (fails if missing: `make integration` builds it first)."""
     _binary(build_dir, "paraf-token-helper")
     return _binary(build_dir, "parafd")
+
+
+@pytest.fixture(scope="session")
+def auditd_bin(build_dir):
+    """Path of the built paraf-auditd."""
+    return _binary(build_dir, "paraf-auditd")
+
+
+@pytest.fixture
+def auditd_factory(auditd_bin, tmp_path, tmp_path_factory):
+    """auditd_factory(directory=None, socket=None, extra_args=(), start=True, run_as=(),
+    argv_prefix=(), env=None) -> an AuditService: a paraf-auditd on a private socket (default:
+    a fresh 0700 short directory) and log directory (default: a new path under tmp_path, made
+    by the service). start=False returns it unstarted. Each one is stopped when the test
+    ends, its stderr printed, and its chain checked (unless .check was set to False)."""
+    services = []
+    n = [0]
+
+    def make(directory=None, socket=None, extra_args=(), start=True, run_as=(),
+            argv_prefix=(), env=None):
+        n[0] += 1
+        if directory is None:
+            directory = tmp_path / f"audit{n[0]}" / "log"
+            directory.parent.mkdir(mode=0o700)
+        if socket is None:
+            socket = _short_dir(tmp_path_factory, "aud") / "audit.sock"
+        svc = AuditService(auditd_bin, directory, socket, extra_args, run_as=run_as, env=env,
+            argv_prefix=argv_prefix)
+        services.append(svc)
+        if start:
+            svc.start()
+        return svc
+
+    yield make
+    problems = []
+    for svc in services:
+        finish_auditd(svc, problems)
+    if problems:
+        pytest.fail("; ".join(problems))
 
 
 @pytest.fixture(scope="session")
@@ -876,11 +1312,12 @@ def _default_pin(softhsm):
 
 
 @pytest.fixture
-def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request):
+def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request,
+        auditd_factory):
     """agent_factory(softhsm=None, config="[agent]\\n", modules=None, spy=False,
     extra_args=(), env=None, socket_dir=None, wait=True, check_exit=True, policy=None,
     pinentry=True, pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
-    crl=True) -> Agent.
+    crl=True, auditd=True, audit=None) -> Agent.
 
     Starts parafd in the foreground on a private socket with the given SoftHSM, modules and
     configuration, a private policy directory (by default: the test CA as anchor, its current
@@ -894,10 +1331,16 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request):
     def start(softhsm=softhsm, config="[agent]\n", modules=None, spy=False, extra_args=(),
             env=None, socket_dir=None, wait=True, check_exit=True, policy=None, pinentry=True,
             pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
-            crl=True):
+            crl=True, auditd=True, audit=None):
         n[0] += 1
         work = tmp_path / f"agent{n[0]}"
         work.mkdir()
+        if isinstance(auditd, AuditService):
+            svc = auditd
+        else:
+            svc = auditd_factory(directory=work / "audit", start=bool(auditd))
+        config = _config_with_audit(config, audit)
+        extra_args = ["--audit-socket", svc.socket] + list(extra_args)
         if policy is None:
             policy = make_policy(work / "policy", softhsm, None, policy_text, policy_extra,
                 register, [ca] if anchors is None else anchors, crl)
@@ -931,6 +1374,8 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request):
             spy_log = work / "pkcs11-spy.log"
             e.update({"PKCS11SPY": SOFTHSM_MODULE, "PKCS11SPY_OUTPUT": str(spy_log)})
             modules = [SPY_MODULE]
+        # the paraf CLI's own records (provisioning, backup) go where parafd's go
+        e["PARAF_CONFIG"] = str(_cli_audit_config(work, svc.socket, audit))
         if env:
             e.update(env)
         if modules is None:
@@ -938,6 +1383,7 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request):
         sdir = socket_dir if socket_dir is not None else _short_dir(tmp_path_factory, "run")
         a = Agent(parafd_bin, work, sdir, modules, config, e, extra_args, spy_log, policy,
             pinentry)
+        a.auditd = svc
         a.check_exit = check_exit
         agents.append(a)
         if wait:
@@ -1156,27 +1602,45 @@ def blank_softhsm(shared_tmp, owner):
 
 
 @pytest.fixture
-def owner_agent_factory(parafd_bin, shared_tmp):
+def owner_agent_factory(parafd_bin, shared_tmp, auditd_factory):
     """owner_agent_factory(owner, softhsm, policy, pinentry=None (a dict: FakePinentry
-    configuration), config="[agent]\n", extra_args=(), wait=True) -> an Agent: parafd run
-    AS the owner's account (a per-user agent serves its own account only, R1), on the given
-    SoftHSM and (shared) policy directory, with the fake PIN dialog; its work directory,
-    socket directory and dialog belong to the owner. Stopped when the test ends."""
+    configuration), config="[agent]\n", extra_args=(), wait=True, auditd=True, audit=None)
+    -> an Agent: parafd run AS the owner's account (a per-user agent serves its own account
+    only, R1), on the given SoftHSM and (shared) policy directory, with the fake PIN dialog;
+    its work directory, socket directory and dialog belong to the owner. Its audit service
+    (agent.auditd, as agent_factory's) runs as the account running the tests, as the system
+    service runs as its own account, on a socket in a directory the owner can traverse.
+    Stopped when the test ends."""
     agents = []
 
     def start(owner, softhsm, policy, pinentry=None, config="[agent]\n", extra_args=(),
-            wait=True):
-        work = owner.mkdir(f"agent{len(agents) + 1}")
-        sdir = owner.mkdir(f"run{len(agents) + 1}")
+            wait=True, auditd=True, audit=None):
+        k = len(agents) + 1
+        if isinstance(auditd, AuditService):
+            svc = auditd
+        else:
+            adir = shared_tmp / f"audit{k}"
+            adir.mkdir(mode=0o700)
+            asock = shared_tmp / f"audsock{k}"
+            asock.mkdir(mode=0o755)
+            os.chmod(asock, 0o755)
+            svc = auditd_factory(directory=adir / "log", socket=asock / "audit.sock",
+                start=bool(auditd))
+        config = _config_with_audit(config, audit)
+        extra_args = ["--audit-socket", svc.socket] + list(extra_args)
+        work = owner.mkdir(f"agent{k}")
+        sdir = owner.mkdir(f"run{k}")
         if len(str(sdir / "agent.sock")) > SUN_PATH_MAX:
             pytest.skip(f"{sdir} too long for a Unix socket path")
         fake = OwnerPinentry(owner, work / "pinentry", **(pinentry or {"pin": "unused"}))
         e = owner.env()
         e.update(softhsm.env())
+        e["PARAF_CONFIG"] = str(_cli_audit_config(work, svc.socket, audit))
         (work / "paraf.conf").write_text(config)
         owner.give(work)
         a = Agent(parafd_bin, work, sdir, [SOFTHSM_MODULE], config, e, extra_args,
             None, policy, fake, run_as=owner.prefix())
+        a.auditd = svc
         agents.append(a)
         if wait:
             # not Agent.wait_ready(): a connection from this account would be another

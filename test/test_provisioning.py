@@ -125,6 +125,11 @@ class Prov:
         self.owner_dialog = OwnerPinentry(owner, owner.dir / "pinentry", pin="unused")
         self.work = owner.mkdir("work")  # the owner's current directory: requests land here
         self.runs = []
+        # The CLI's own audit records (R13) go to this world's socket, where nothing listens:
+        # never to a real /run/paraf/audit.sock on the machine running the tests.
+        self.config = shared_tmp / "paraf.conf"
+        self.config.write_text(f"[agent]\naudit_socket = {shared_tmp / 'audit.sock'}\n")
+        self.config.chmod(0o644)
 
     # -- the operator --
 
@@ -141,6 +146,7 @@ class Prov:
             self.admin_dialog.configure(**dialog)
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
         env.update(self.softhsm.env())
+        env["PARAF_CONFIG"] = str(self.config)
         r = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env,
             stdin=subprocess.DEVNULL, cwd=self.dir, start_new_session=True)
         self.runs.append(r)
@@ -186,6 +192,7 @@ class Prov:
             self.owner_dialog.clear()
             self.owner_dialog.configure(pins=list(pins))
         e = self.owner.env(**self.softhsm.env())
+        e["PARAF_CONFIG"] = str(self.config)
         e.update(env or {})
         r = self.owner.run(argv, env=e, cwd=self.work, timeout=180)
         self.runs.append(r)
