@@ -123,6 +123,48 @@ cli_cert_resolve(json_object *list, const char *arg, json_object **ret_cert)
 	return 0;
 }
 
+int
+cli_agent_cert(struct cli_conn *conn, const struct cli_cmd *cmd, const char *arg,
+	json_object **ret_list, json_object **ret_cert, X509 **ret_x)
+{
+	json_object *list = NULL, *certs, *cert = NULL;
+	X509 *x = NULL;
+	int r;
+
+	r = cli_agent_call(conn, "certificates.list", NULL, NULL, &list, NULL);
+	if (r != CLI_EXIT_OK)
+		return r;
+	certs = cli_json_obj(list, "certificates", json_type_array);
+	if (!certs) {
+		cli_error("the agent's answer to 'certificates.list' has no 'certificates' array");
+		json_object_put(list);
+		return CLI_EXIT_AGENT;
+	}
+	r = cli_cert_resolve(certs, arg, &cert);
+	if (r == -ENOTUNIQ) {
+		json_object_put(list);
+		return cli_usage_error(cmd, "%s: '--cert %s' matches several certificates: give "
+			"more digits", cmd->name, arg);
+	}
+	if (r < 0) {
+		cli_error("no certificate on the tokens present has an id starting '%s' "
+			  "('paraf certs' lists them)", arg);
+		json_object_put(list);
+		return CLI_EXIT_AGENT;
+	}
+	r = cli_cert_decode(cert, &x);
+	if (r < 0) {
+		cli_error("the agent's entry for certificate '%s' is malformed or does not match "
+			  "its id", cli_json_str(cert, "id"));
+		json_object_put(list);
+		return r == -ENOMEM ? CLI_EXIT_LOCAL : CLI_EXIT_AGENT;
+	}
+	*ret_list = list;
+	*ret_cert = cert;
+	*ret_x = x;
+	return CLI_EXIT_OK;
+}
+
 /* The strings of a JSON array joined by ","; "-" for null or absent, "none" for empty. */
 static int
 strings_join(json_object *a, char **ret)

@@ -926,7 +926,7 @@ spdf_run(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_(cli_conn_freep) struct cli_conn *conn = NULL;
 	_cleanup_(json_object_putp) json_object *list = NULL;
 	_cleanup_free_ bool *want = NULL, *again = NULL;
-	json_object *certs, *cert;
+	json_object *cert;
 	size_t i, n_again = 0;
 	int r, round, failed = 0;
 
@@ -945,38 +945,10 @@ spdf_run(struct cli_ctx *ctx, int argc, char **argv)
 	r = cli_agent_connect(ctx, &conn);
 	if (r != CLI_EXIT_OK)
 		goto out;
-	r = cli_agent_call(conn, "certificates.list", NULL, NULL, &list, NULL);
+	r = cli_agent_cert(conn, &cli_cmd_sign_pdf, a.cert, &list, &cert, &s.x);
 	if (r != CLI_EXIT_OK)
 		goto out;
-	certs = cli_json_obj(list, "certificates", json_type_array);
-	if (!certs) {
-		cli_error("the agent's answer to 'certificates.list' has no 'certificates' array");
-		r = CLI_EXIT_AGENT;
-		goto out;
-	}
-	r = cli_cert_resolve(certs, a.cert, &cert);
-	if (r == -ENOTUNIQ) {
-		r = cli_usage_error(&cli_cmd_sign_pdf,
-			"sign-pdf: '--cert %s' matches several certificates: give more digits",
-			a.cert);
-		goto out;
-	}
-	if (r < 0) {
-		cli_error("no certificate on the tokens present has an id starting '%s' "
-			  "('paraf certs' lists them)",
-			a.cert);
-		r = CLI_EXIT_AGENT;
-		goto out;
-	}
 	s.cert_id = cli_json_str(cert, "id");
-	r = cli_cert_decode(cert, &s.x);
-	if (r < 0) {
-		cli_error("the agent's entry for certificate '%s' is malformed or does not match "
-			  "its id",
-			s.cert_id);
-		r = r == -ENOMEM ? CLI_EXIT_LOCAL : CLI_EXIT_AGENT;
-		goto out;
-	}
 	r = spdf_signer_init(cert, &s);
 	if (r < 0) {
 		cli_error("cannot read the certificate '%s'", s.cert_id);

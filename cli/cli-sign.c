@@ -676,7 +676,7 @@ sign_run(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *who = NULL;
 	struct cli_rpc_error err = {};
 	struct pf_secret *pin = NULL;
-	json_object *certs, *cert;
+	json_object *cert;
 	const char *cert_id, *type;
 	X509 *x = NULL;
 	int r;
@@ -697,37 +697,10 @@ sign_run(struct cli_ctx *ctx, int argc, char **argv)
 	r = cli_agent_call(conn, "agent.status", NULL, NULL, &status, NULL);
 	if (r != CLI_EXIT_OK)
 		goto out;
-	r = cli_agent_call(conn, "certificates.list", NULL, NULL, &list, NULL);
+	r = cli_agent_cert(conn, &cli_cmd_sign, a.cert, &list, &cert, &x);
 	if (r != CLI_EXIT_OK)
 		goto out;
-	certs = cli_json_obj(list, "certificates", json_type_array);
-	if (!certs) {
-		cli_error("the agent's answer to 'certificates.list' has no 'certificates' array");
-		r = CLI_EXIT_AGENT;
-		goto out;
-	}
-	r = cli_cert_resolve(certs, a.cert, &cert);
-	if (r == -ENOTUNIQ) {
-		r = cli_usage_error(&cli_cmd_sign,
-			"sign: '--cert %s' matches several certificates: give more digits", a.cert);
-		goto out;
-	}
-	if (r < 0) {
-		cli_error("no certificate on the tokens present has an id starting '%s' "
-			  "('paraf certs' lists them)",
-			a.cert);
-		r = CLI_EXIT_AGENT;
-		goto out;
-	}
 	cert_id = cli_json_str(cert, "id");
-	r = cli_cert_decode(cert, &x);
-	if (r < 0) {
-		cli_error("the agent's entry for certificate '%s' is malformed or does not match "
-			  "its id",
-			cert_id);
-		r = r == -ENOMEM ? CLI_EXIT_LOCAL : CLI_EXIT_AGENT;
-		goto out;
-	}
 	if (cli_name_cn(X509_get_subject_name(x), &who) < 0 || !*who) {
 		free(who);
 		who = cli_strdup(cli_json_str(cert, "subject"));

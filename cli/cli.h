@@ -205,6 +205,14 @@ int cli_cert_resolve(json_object *list, const char *arg, json_object **ret_cert)
  * -EPROTO when the entry is malformed or the id does not match.
  */
 int cli_cert_decode(json_object *cert, X509 **ret);
+/*
+ * Asks the agent for certificates.list and finds the certificate --cert names (cmd's usage
+ * error when ambiguous): the list (owned: put it), the entry (borrowed from it) and its
+ * decoded X.509. Returns a CLI_EXIT_* code, having said what went wrong.
+ */
+struct cli_conn;
+int cli_agent_cert(struct cli_conn *conn, const struct cli_cmd *cmd, const char *arg,
+	json_object **ret_list, json_object **ret_cert, X509 **ret_x);
 /* The first commonName of a name as UTF-8; -ENOENT when it has none. */
 int cli_name_cn(const X509_NAME *name, char **ret);
 
