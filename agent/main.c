@@ -233,8 +233,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (n_modules) {
-		/* --module replaces the configuration's modules and the registry. */
-		ag_config_release(&cfg);
+		/* --module replaces the configuration's modules and the registry (only those: the
+		 * rest of the configuration, the audit socket among it, stays). */
+		for (size_t i = 0; i < cfg.n_modules; i++)
+			free(cfg.modules[i]);
+		cfg.n_modules = 0;
 		for (size_t i = 0; i < n_modules; i++) {
 			if (access(modules[i], R_OK) < 0) {
 				fprintf(stderr, "parafd: cannot read PKCS#11 module '%s': %s\n", modules[i],

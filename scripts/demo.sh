@@ -55,6 +55,7 @@ run() {
 
 tmp=
 parafd_pid=
+auditd_pid=
 
 stop_parafd() {
 	[ -n "$parafd_pid" ] || return 0
@@ -74,10 +75,18 @@ stop_parafd() {
 	parafd_pid=
 }
 
+stop_auditd() {
+	[ -n "$auditd_pid" ] || return 0
+	kill -TERM "$auditd_pid" 2>/dev/null || true
+	wait "$auditd_pid" 2>/dev/null || true
+	auditd_pid=
+}
+
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM HUP
 	stop_parafd
+	stop_auditd
 	if [ "$rc" -ne 0 ] && [ -n "$tmp" ] && [ -s "$tmp/parafd.log" ]; then
 		printf '\n--- parafd log (last 40 lines) ---\n' >&2
 		tail -n 40 "$tmp/parafd.log" >&2
@@ -97,7 +106,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-for f in "$PARAFD" "$PARAF" "$PARAF_BUILD/paraf-token-helper"; do
+AUDITD=$PARAF_BUILD/paraf-auditd
+for f in "$PARAFD" "$PARAF" "$PARAF_BUILD/paraf-token-helper" "$AUDITD"; do
 	[ -x "$f" ] || die "$f is missing: build first (make build)"
 done
 [ -r "$FAKE_PINENTRY" ] || die "$FAKE_PINENTRY is missing"
@@ -239,10 +249,26 @@ json.dump({"pin": sys.stdin.readline().rstrip("\r\n"), "log": sys.argv[2]},
 )
 say "$PINENTRY runs test/fake-pinentry; a real desk runs /usr/bin/pinentry (GTK, Qt or curses)"
 
+step "Start paraf-auditd: no signature leaves parafd before its record is on disk (R13)"
+mkdir -m 700 "$tmp/run" "$tmp/home" "$tmp/xdg-run" "$tmp/audit-run"
+AUDIT_SOCK=$tmp/audit-run/audit.sock
+AUDIT_DIR=$tmp/audit-log
+say "\$ paraf-auditd --socket $AUDIT_SOCK --dir $AUDIT_DIR --foreground &"
+"$AUDITD" --socket "$AUDIT_SOCK" --dir "$AUDIT_DIR" --foreground \
+	</dev/null >>"$tmp/auditd.log" 2>&1 &
+auditd_pid=$!
+i=0
+until [ -S "$AUDIT_SOCK" ]; do
+	kill -0 "$auditd_pid" 2>/dev/null || die "paraf-auditd exited before listening"
+	i=$((i + 1))
+	[ $i -le 200 ] || die "paraf-auditd did not listen within 20 s"
+	sleep 0.1
+done
+say "paraf-auditd is running (pid $auditd_pid); its log: $AUDIT_DIR"
+
 step "Start parafd on a private socket, with the policy and the PIN dialog"
-mkdir -m 700 "$tmp/run" "$tmp/home" "$tmp/xdg-run"
 SOCK=$tmp/run/agent.sock
-printf '[agent]\n' >"$tmp/paraf.conf"
+printf '[agent]\naudit = required\naudit_socket = %s\n' "$AUDIT_SOCK" >"$tmp/paraf.conf"
 say "\$ parafd --socket $SOCK --module $MODULE --config $tmp/paraf.conf \\"
 say "         --policy $POLICY --pinentry $PINENTRY --foreground &"
 env HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/home/.config" XDG_RUNTIME_DIR="$tmp/xdg-run" \
@@ -454,6 +480,10 @@ say "its first page, rendered: $PNG"
 if command -v zbarimg >/dev/null 2>&1; then
 	say "its QR code (zbarimg) leads to: $(zbarimg --raw -q --nodbus "$PNG" 2>/dev/null | head -n 1)"
 fi
+
+step "The audit log: one record per decision, hash-chained (R13)"
+run "$PARAF" audit show --dir "$AUDIT_DIR" || die "paraf audit show failed"
+run "$PARAF" audit verify "$AUDIT_DIR" || die "the audit log does not verify"
 
 step "Stop parafd"
 kill -TERM "$parafd_pid"
