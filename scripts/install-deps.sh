@@ -8,7 +8,7 @@ meson ninja-build pkg-config gcc libc6-dev
 libssl-dev libp11-kit-dev libsystemd-dev libjson-c-dev libcmocka-dev
 openssl p11-kit p11-kit-modules softhsm2 opensc opensc-pkcs11
 python3 python3-pytest python3-pykcs11 python3-cryptography
-procps util-linux pinentry-tty pinentry-curses tmux
+procps util-linux systemd pinentry-tty pinentry-curses tmux
 libqpdf-dev qpdf libqrencode-dev libcurl4-openssl-dev
 poppler-utils libnss3-tools zbar-tools
 chromium
