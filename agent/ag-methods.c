@@ -237,6 +237,7 @@ tokens_listed(struct ag_call *call, struct tok_list *l)
 		json_object_object_add(j, "model", json_object_new_string(t->model));
 		json_object_object_add(j, "present", json_object_new_boolean(1));
 		json_object_object_add(j, "module", json_object_new_string(t->module));
+		json_object_object_add(j, "slot", json_object_new_string(t->slot));
 		json_object_object_add(j, "pin_status", ag_pin_status_json(t->flags));
 		json_object_array_add(a, j);
 	}
@@ -392,7 +393,7 @@ const struct ag_method ag_methods[] = {
 		"pin_parameter_types, pinentry, logind}",
 		no_errors, agent_status },
 	{ "tokens.list", NULL, 0, "the tokens present in any slot of any module",
-		"{tokens: [{id, label, serial, manufacturer, model, present, module, pin_status}]}",
+		"{tokens: [{id, label, serial, manufacturer, model, present, module, slot, pin_status}]}",
 		list_errors, tokens_list },
 	{ "certificates.list", NULL, 0, "the X.509 certificates on present tokens",
 		"{certificates: [{id, token, key_id, label, type, owner, allowed_usages, status, "

@@ -151,6 +151,7 @@ tok_list_encode(struct pf_buf *b, const struct tok_list *l)
 		pf_buf_put_str(b, t->manufacturer);
 		pf_buf_put_str(b, t->model);
 		pf_buf_put_str(b, t->module);
+		pf_buf_put_str(b, t->slot);
 		pf_buf_put_u32(b, t->flags);
 	}
 	pf_buf_put_u32(b, (uint32_t)l->n_certs);
@@ -183,7 +184,7 @@ tok_list_decode(const uint8_t *p, size_t n, struct tok_list *ret)
 		if (pf_reader_str(&r, &t->id) < 0 || pf_reader_str(&r, &t->label) < 0 ||
 		    pf_reader_str(&r, &t->serial) < 0 || pf_reader_str(&r, &t->manufacturer) < 0 ||
 		    pf_reader_str(&r, &t->model) < 0 || pf_reader_str(&r, &t->module) < 0 ||
-		    pf_reader_u32(&r, &t->flags) < 0)
+		    pf_reader_str(&r, &t->slot) < 0 || pf_reader_u32(&r, &t->flags) < 0)
 			goto fail;
 	}
 	if (get_count(&r, TOK_LIST_MAX, &nc) < 0)
@@ -222,6 +223,7 @@ tok_list_release(struct tok_list *l)
 		free(t->manufacturer);
 		free(t->model);
 		free(t->module);
+		free(t->slot);
 	}
 	for (i = 0; i < l->n_certs; i++) {
 		free(l->certs[i].token_id);

@@ -341,6 +341,7 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 			continue;
 		for (i = 0; i < n; i++) {
 			CK_TOKEN_INFO ti;
+			CK_SLOT_INFO si;
 			struct tok_token t = {};
 			struct tok_token *nt;
 
@@ -362,12 +363,18 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 				sizeof(ti.manufacturerID));
 			t.model = tok_p11_field_str(ti.model, sizeof(ti.model));
 			t.module = strdup(c->mods[m].name);
+			if (f->C_GetSlotInfo(slots[i], &si) == CKR_OK)
+				t.slot = tok_p11_field_str(si.slotDescription,
+					sizeof(si.slotDescription));
+			else
+				t.slot = strdup("");
 			t.flags = tok_p11_pin_flags(ti.flags);
 			nt = realloc(l.tokens, (l.n_tokens + 1) * sizeof(*nt));
 			if (nt)
 				l.tokens = nt;
 			if (!nt || !t.id || !t.label || !t.serial || !t.manufacturer || !t.model ||
-			    !t.module) {
+			    !t.module || !t.slot) {
+				free(t.slot);
 				free(t.id);
 				free(t.label);
 				free(t.serial);

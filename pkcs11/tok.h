@@ -90,6 +90,8 @@ struct tok_token {
 	char *manufacturer;
 	char *model;
 	char *module; /* the module's file name */
+	char *slot;   /* the slot's description: for a card, the reader's name (e.g. "Feitian
+	                 ePass2003 00 00"), which `paraf devices` matches to a USB device */
 	uint32_t flags; /* TOK_PIN_*, TOK_LOGIN_REQUIRED */
 };
 

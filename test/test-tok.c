@@ -120,7 +120,7 @@ static void
 test_list_roundtrip(void **state)
 {
 	struct tok_token t = { "0123456789abcdef", "label", "serial", "maker", "model", "mod.so",
-		TOK_PIN_INITIALIZED | TOK_PIN_COUNT_LOW };
+		"Feitian ePass2003 00 00", TOK_PIN_INITIALIZED | TOK_PIN_COUNT_LOW };
 	struct tok_cert c = { "0123456789abcdef", "cert", { (uint8_t *)"\1", 1 },
 		{ (uint8_t *)"\x30\x00", 2 } };
 	struct tok_list l = { TOK_OK, &t, 1, &c, 1 }, got = {};
@@ -131,6 +131,7 @@ test_list_roundtrip(void **state)
 	assert_int_equal(tok_list_decode(b.data, b.len, &got), 0);
 	assert_int_equal(got.n_tokens, 1);
 	assert_string_equal(got.tokens[0].label, "label");
+	assert_string_equal(got.tokens[0].slot, "Feitian ePass2003 00 00");
 	assert_int_equal(got.tokens[0].flags, TOK_PIN_INITIALIZED | TOK_PIN_COUNT_LOW);
 	assert_int_equal(got.n_certs, 1);
 	assert_memory_equal(got.certs[0].der.p, "\x30\x00", 2);
