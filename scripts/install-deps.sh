@@ -12,6 +12,7 @@ procps util-linux systemd pinentry-tty pinentry-curses tmux
 libqpdf-dev qpdf libqrencode-dev libcurl4-openssl-dev
 poppler-utils libnss3-tools zbar-tools
 chromium
+libusb-1.0-0-dev pcscd vsmartcard-vpcd libpcsclite-dev
 "
 
 missing=""
