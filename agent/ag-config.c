@@ -22,6 +22,7 @@ ag_config_init(struct ag_config *c)
 	c->helper_timeout = AG_HELPER_TIMEOUT_DEFAULT;
 	c->idle_timeout = AG_IDLE_TIMEOUT_DEFAULT;
 	c->max_clients = AG_CLIENTS_DEFAULT;
+	c->hotplug_interval = AG_HOTPLUG_INTERVAL_DEFAULT;
 	c->audit_mode = AG_AUDIT_REQUIRED;
 	c->audit_timeout = AG_AUDIT_TIMEOUT_DEFAULT;
 }
@@ -95,6 +96,18 @@ ag_config_add_module(struct ag_config *c, const char *path)
 	return 0;
 }
 
+int
+ag_config_parse_mode(const char *v, bool *ret_system)
+{
+	if (streq(v, "user"))
+		*ret_system = false;
+	else if (streq(v, "system"))
+		*ret_system = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int
 config_kv(void *data, const char *section, const char *key, const char *val, char *err,
 	size_t errsz)
@@ -120,6 +133,13 @@ config_kv(void *data, const char *section, const char *key, const char *val, cha
 		r = ag_config_set_audit_socket(c, val);
 	else if (streq(key, "audit_timeout"))
 		r = pf_parse_uint(val, 1, 60, &c->audit_timeout);
+	else if (streq(key, "hotplug_interval"))
+		r = pf_parse_uint(val, AG_HOTPLUG_INTERVAL_MIN, AG_HOTPLUG_INTERVAL_MAX,
+			&c->hotplug_interval);
+	else if (streq(key, "exit_idle"))
+		r = pf_parse_uint(val, 0, AG_EXIT_IDLE_MAX, &c->exit_idle);
+	else if (streq(key, "mode"))
+		r = ag_config_parse_mode(val, &c->system_mode);
 	else {
 		snprintf(err, errsz, "unknown key '%s'", key);
 		return -EINVAL;

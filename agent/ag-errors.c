@@ -86,6 +86,9 @@ static const struct ag_error_info errors[_AG_ERR_MAX] = {
 	[AG_ERR_AUDIT_UNAVAILABLE] = { -32048, "audit-unavailable", "R13",
 		"the audit service did not acknowledge the decision's record, so no signature is "
 		"released" },
+	[AG_ERR_TYPE_NOT_SERVED] = { -32049, "type-not-served", "R1",
+		"a system-mode agent serves electronic-system certificates only: individual and "
+		"jabatan certificates need their owner's own agent and PIN dialog" },
 };
 
 enum ag_err

@@ -70,6 +70,7 @@ parse_value(const struct ag_field *f, json_object *v, void *out, const char *pat
 		n = (size_t)json_object_get_string_len(v);
 		break;
 	case AG_F_OBJECTS:
+	case AG_F_ENUM_SET:
 		if (!json_object_is_type(v, json_type_array))
 			return type_error(err, path, "an array");
 		s = NULL;
@@ -214,6 +215,32 @@ parse_value(const struct ag_field *f, json_object *v, void *out, const char *pat
 		*count = n;
 		return 0;
 	}
+	case AG_F_ENUM_SET: {
+		unsigned mask = AG_F_SET_GIVEN;
+
+		if (n < f->min || n > f->max) {
+			ag_error_set(err, AG_ERR_INVALID_PARAMS, path,
+				"'%s' must hold %zu to %zu items, got %zu", path, f->min, f->max, n);
+			return -EINVAL;
+		}
+		for (i = 0; i < n; i++) {
+			char sub[AG_PATH_MAX];
+			json_object *item = json_object_array_get_idx(v, i);
+			struct ag_field one = *f;
+			int bit = 0;
+
+			if (snprintf(sub, sizeof(sub), "%.60s[%zu]", path, i) >= (int)sizeof(sub))
+				sub[sizeof(sub) - 1] = 0;
+			one.type = AG_F_ENUM;
+			one.offset = 0;
+			r = parse_value(&one, item, &bit, sub, err);
+			if (r < 0)
+				return r;
+			mask |= 1u << (bit - 1);
+		}
+		*(unsigned *)at(out, f->offset) = mask;
+		return 0;
+	}
 	}
 	return -EINVAL;
 }
@@ -341,6 +368,19 @@ ag_field_schema(const struct ag_field *f)
 		json_object_object_add(s, "type", json_object_new_string("string"));
 		json_object_object_add(s, "contentEncoding", json_object_new_string("base64"));
 		break;
+	case AG_F_ENUM_SET: {
+		json_object *item = json_object_new_object(), *e = json_object_new_array();
+
+		for (i = 0; f->values[i]; i++)
+			json_object_array_add(e, json_object_new_string(f->values[i]));
+		json_object_object_add(item, "type", json_object_new_string("string"));
+		json_object_object_add(item, "enum", e);
+		json_object_object_add(s, "type", json_object_new_string("array"));
+		json_object_object_add(s, "minItems", json_object_new_int64((int64_t)f->min));
+		json_object_object_add(s, "maxItems", json_object_new_int64((int64_t)f->max));
+		json_object_object_add(s, "items", item);
+		break;
+	}
 	case AG_F_OBJECTS: {
 		json_object *item = json_object_new_object(), *props = json_object_new_object();
 		json_object *req = json_object_new_array();

@@ -296,11 +296,36 @@ ag_helper_new(struct ag_server *srv, const char *path, char *const *modules, siz
 	return 0;
 }
 
+/* At exit: the helper sees its socket close and returns (its PKCS#11 modules finalized, a
+ * reader released cleanly; memcheck and LeakSanitizer check it then, see doc/security.md);
+ * one still busy in a token call after HELPER_EXIT_GRACE_MS is killed by helper_stop. */
+#define HELPER_EXIT_GRACE_MS 3000
+
+static void
+helper_let_exit(struct ag_helper *h)
+{
+	h->io = sd_event_source_disable_unref(h->io);
+	h->timer = sd_event_source_disable_unref(h->timer);
+	if (h->fd >= 0) {
+		close(h->fd);
+		h->fd = -1;
+	}
+	for (int waited = 0; h->pid > 0 && waited < HELPER_EXIT_GRACE_MS; waited += 10) {
+		pid_t p = waitpid(h->pid, NULL, WNOHANG);
+
+		if (p == h->pid || (p < 0 && errno == ECHILD))
+			h->pid = 0;
+		else
+			usleep(10 * 1000);
+	}
+}
+
 struct ag_helper *
 ag_helper_free(struct ag_helper *h)
 {
 	if (!h)
 		return NULL;
+	helper_let_exit(h);
 	helper_stop(h);
 	while (h->head)
 		op_complete(h, -ECANCELED, 0, NULL, 0);
@@ -330,4 +355,10 @@ unsigned
 ag_helper_restarts(const struct ag_helper *h)
 {
 	return h->restarts;
+}
+
+bool
+ag_helper_busy(const struct ag_helper *h)
+{
+	return h->inflight || h->head;
 }

@@ -79,6 +79,9 @@ list_done(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		tok_list_release(&l);
 		return;
 	}
+	/* Every enumeration tells the hotplug side what is there (before anything else is
+	 * queued: a token gone retires the helper between operations). */
+	ag_tokens_seen(call->srv, &l);
 	cb(call, &l);
 	tok_list_release(&l);
 }
@@ -186,6 +189,7 @@ status_done(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		status_listed(call, NULL);
 		return;
 	}
+	ag_tokens_seen(call->srv, &l);
 	status_listed(call, &l);
 	tok_list_release(&l);
 }
@@ -221,27 +225,39 @@ ag_pin_status_json(uint32_t f)
 	return o;
 }
 
+json_object *
+ag_token_json(const struct tok_token *t, bool present)
+{
+	json_object *j = json_object_new_object();
+
+	json_object_object_add(j, "id", json_object_new_string(t->id));
+	json_object_object_add(j, "label", json_object_new_string(t->label));
+	json_object_object_add(j, "serial", json_object_new_string(t->serial));
+	json_object_object_add(j, "manufacturer", json_object_new_string(t->manufacturer));
+	json_object_object_add(j, "model", json_object_new_string(t->model));
+	json_object_object_add(j, "present", json_object_new_boolean(present));
+	json_object_object_add(j, "module", json_object_new_string(t->module));
+	json_object_object_add(j, "slot", json_object_new_string(t->slot));
+	json_object_object_add(j, "pin_status", ag_pin_status_json(t->flags));
+	return j;
+}
+
+static json_object *
+tokens_json(const struct tok_list *l)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < l->n_tokens; i++)
+		json_object_array_add(a, ag_token_json(&l->tokens[i], true));
+	return a;
+}
+
 static void
 tokens_listed(struct ag_call *call, struct tok_list *l)
 {
-	json_object *a = json_object_new_array(), *o = json_object_new_object();
+	json_object *o = json_object_new_object();
 
-	for (size_t i = 0; i < l->n_tokens; i++) {
-		const struct tok_token *t = &l->tokens[i];
-		json_object *j = json_object_new_object();
-
-		json_object_object_add(j, "id", json_object_new_string(t->id));
-		json_object_object_add(j, "label", json_object_new_string(t->label));
-		json_object_object_add(j, "serial", json_object_new_string(t->serial));
-		json_object_object_add(j, "manufacturer", json_object_new_string(t->manufacturer));
-		json_object_object_add(j, "model", json_object_new_string(t->model));
-		json_object_object_add(j, "present", json_object_new_boolean(1));
-		json_object_object_add(j, "module", json_object_new_string(t->module));
-		json_object_object_add(j, "slot", json_object_new_string(t->slot));
-		json_object_object_add(j, "pin_status", ag_pin_status_json(t->flags));
-		json_object_array_add(a, j);
-	}
-	json_object_object_add(o, "tokens", a);
+	json_object_object_add(o, "tokens", tokens_json(l));
 	ag_call_reply(call, o);
 }
 
@@ -361,6 +377,51 @@ certificates_list(struct ag_call *call)
 	ag_list_start(call, certs_listed);
 }
 
+/* --- events.subscribe ------------------------------------------------------------------- */
+
+static const char *const event_names[] = { "token.inserted", "token.removed", NULL };
+#define AG_EVENT_NAMES_MAX 16 /* items in one events list (names may repeat) */
+
+struct subscribe_params {
+	unsigned events; /* AG_F_ENUM_SET: bit i for event_names[i] */
+};
+
+static const struct ag_field subscribe_fields[] = {
+	{ "events", AG_F_ENUM_SET, 0, offsetof(struct subscribe_params, events), 0, 0,
+		AG_EVENT_NAMES_MAX, .values = event_names,
+		.description = "the notifications wanted (default: all); [] unsubscribes" },
+	{ NULL },
+};
+
+static void
+subscribed(struct ag_server *srv, const struct tok_list *l, void *data)
+{
+	struct ag_call *call = data;
+	struct subscribe_params *p = call->params;
+	json_object *o = json_object_new_object(), *names = json_object_new_array();
+
+	for (size_t i = 0; event_names[i]; i++)
+		if (p->events & (1u << i))
+			json_object_array_add(names, json_object_new_string(event_names[i]));
+	json_object_object_add(o, "events", names);
+	/* The tokens now: notifications from here on tell changes from this set. */
+	json_object_object_add(o, "tokens", l ? tokens_json(l) : NULL);
+	ag_call_reply(call, o);
+}
+
+static void
+events_subscribe(struct ag_call *call)
+{
+	struct subscribe_params *p = call->params;
+
+	p->events = p->events & AG_F_SET_GIVEN ? p->events & ~AG_F_SET_GIVEN : AG_EVENTS_ALL;
+	call->client->events = p->events;
+	ag_watch_start(call->srv);
+	/* A look now, whatever the slot events say: the answer's baseline. */
+	if (ag_watch_look(call->srv, true, subscribed, call) < 0)
+		subscribed(call->srv, NULL, call);
+}
+
 /* --- rpc.discover ----------------------------------------------------------------------- */
 
 static void
@@ -383,7 +444,8 @@ static const enum ag_err sign_errors[] = { AG_ERR_TOO_MANY_DOCUMENTS, AG_ERR_UNK
 	AG_ERR_USAGE_NOT_ALLOWED, AG_ERR_USAGE_NOT_IN_CERTIFICATE, AG_ERR_NOT_YET_VALID,
 	AG_ERR_EXPIRED, AG_ERR_NON_COMPLIANT, AG_ERR_UNTRUSTED, AG_ERR_REVOKED,
 	AG_ERR_REVOCATION_UNKNOWN, AG_ERR_PIN_CANCELLED, AG_ERR_PIN_DIALOG_FAILED,
-	AG_ERR_DIALOG_LOCATION_REFUSED, AG_ERR_POLICY_INVALID, AG_ERR_AUDIT_UNAVAILABLE, _AG_ERR_MAX };
+	AG_ERR_DIALOG_LOCATION_REFUSED, AG_ERR_POLICY_INVALID, AG_ERR_AUDIT_UNAVAILABLE,
+	AG_ERR_TYPE_NOT_SERVED, _AG_ERR_MAX };
 
 const struct ag_method ag_methods[] = {
 	{ "rpc.discover", NULL, 0, "this API as an OpenRPC document",
@@ -400,6 +462,11 @@ const struct ag_method ag_methods[] = {
 		"status_reason, days_left, subject, issuer, serial, not_before, not_after, key, "
 		"key_usage, extended_key_usage, certificate}]}",
 		list_errors, certificates_list },
+	{ "events.subscribe", subscribe_fields, sizeof(struct subscribe_params),
+		"token events for this connection: JSON-RPC notifications token.inserted and "
+		"token.removed, {\"token\": {the fields of tokens.list}}, interleaved with the answers",
+		"{events: [names subscribed], tokens: [the tokens now, as tokens.list] or null}",
+		no_errors, events_subscribe },
 	{ "sign", ag_sign_fields, AG_SIGN_PARAMS_SIZE,
 		"signs the listed document digests with a certificate's key, one PIN for exactly "
 		"these documents",

@@ -9,6 +9,8 @@ unsigned ag_op_timeout_ms(const struct ag_server *srv, size_t n_docs);
 void ag_call_fail_msg(struct ag_call *call, enum ag_err e, const char *field, const char *msg);
 void ag_call_fail_helper(struct ag_call *call, int r);
 json_object *ag_pin_status_json(uint32_t tok_pin_flags);
+/* One token as tokens.list and the token.* notifications show it. */
+json_object *ag_token_json(const struct tok_token *t, bool present);
 
 /* Asks the helper for tokens and certificates; cb gets the list, or the call fails. */
 typedef void (*ag_list_cb)(struct ag_call *call, struct tok_list *l);

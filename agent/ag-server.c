@@ -19,6 +19,10 @@
 #include "ag-session.h"
 #include "pf-util.h"
 
+/* Reading stops at AG_OUTPUT_MAX unread; the answer that crosses it must still fit. */
+#define AG_OUTPUT_BUF_MAX (2 * AG_OUTPUT_MAX)
+#define AG_ACCEPT_RETRY_USEC (100 * 1000) /* accepting again after running out of descriptors */
+
 static void client_process(struct ag_client *c);
 static void client_free(struct ag_client *c);
 
@@ -72,6 +76,12 @@ client_send(struct ag_client *c, json_object *resp)
 		c->out.len = 0;
 		c->out_off = 0;
 	}
+	/* Before growing, drop what was read: the buffer holds unread answers only. */
+	if (c->out_off && c->out.len + n + 1 > c->out.cap) {
+		memmove(c->out.data, c->out.data + c->out_off, client_pending(c));
+		c->out.len -= c->out_off;
+		c->out_off = 0;
+	}
 	pf_buf_put(&c->out, s, n);
 	pf_buf_put(&c->out, "\n", 1);
 	json_object_put(resp);
@@ -91,11 +101,75 @@ send_error(struct ag_client *c, json_object *id, struct ag_error *e)
 	ag_error_release(e);
 }
 
+unsigned
+ag_server_subscribers(const struct ag_server *srv)
+{
+	unsigned n = 0;
+
+	for (const struct ag_client *c = srv->clients; c; c = c->next)
+		if (c->events && !c->dead)
+			n++;
+	return n;
+}
+
+void
+ag_server_notify(struct ag_server *srv, unsigned event, const char *method, json_object *params)
+{
+	struct ag_client *c, *next;
+
+	for (c = srv->clients; c; c = next) {
+		json_object *n, *p;
+
+		next = c->next;
+		if (!(c->events & event) || c->dead)
+			continue;
+		/* A client that does not read gets no more than AG_OUTPUT_MAX queued: it misses
+		 * notifications (and is told how many with the next one), never its answers. */
+		if (client_pending(c) >= AG_OUTPUT_MAX) {
+			c->missed++;
+			continue;
+		}
+		p = NULL;
+		if (json_object_deep_copy(params, &p, NULL) < 0 || !p)
+			continue;
+		if (c->missed) {
+			json_object_object_add(p, "missed", json_object_new_int64(c->missed));
+			c->missed = 0;
+		}
+		n = json_object_new_object();
+		json_object_object_add(n, "jsonrpc", json_object_new_string("2.0"));
+		json_object_object_add(n, "method", json_object_new_string(method));
+		json_object_object_add(n, "params", p);
+		client_send(c, n);
+		if (c->dead && !c->busy)
+			client_free(c);
+		else
+			client_update_events(c);
+	}
+	json_object_put(params);
+}
+
+bool
+ag_server_busy(const struct ag_server *s)
+{
+	return s->n_clients || s->n_calls;
+}
+
+static void
+server_maybe_idle(struct ag_server *s)
+{
+	if (!ag_server_busy(s) && s->on_idle)
+		s->on_idle(s);
+}
+
 static void
 call_free(struct ag_call *call)
 {
+	struct ag_server *srv;
+
 	if (!call)
 		return;
+	srv = call->srv;
 	if (call->method && call->params)
 		ag_fields_release(call->method->params, call->params);
 	free(call->params);
@@ -105,6 +179,10 @@ call_free(struct ag_call *call)
 	}
 	json_object_put(call->id);
 	free(call);
+	if (srv) {
+		srv->n_calls--;
+		server_maybe_idle(srv);
+	}
 }
 
 static void
@@ -180,6 +258,7 @@ handle_line(struct ag_client *c, char *line, size_t len)
 		return;
 	}
 	call->srv = c->srv;
+	c->srv->n_calls++;
 	call->client = c;
 	call->id = id;
 	call->method = m;
@@ -279,9 +358,14 @@ client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 			/* Half-closed: answer what was asked, then go. */
 			c->eof = true;
 		} else if (n > 0) {
+			/* A line has idle_timeout from its first byte to its newline: a client
+			 * trickling bytes (slowloris) is no busier than a silent one. */
+			bool line_begins = !c->in.len && !c->discarding;
+
 			c->in.len += (size_t)n;
-			sd_event_source_set_time_relative(c->idle,
-				(uint64_t)c->srv->cfg.idle_timeout * 1000000);
+			if (line_begins || memchr(c->in.data + c->in.len - n, '\n', (size_t)n))
+				sd_event_source_set_time_relative(c->idle,
+					(uint64_t)c->srv->cfg.idle_timeout * 1000000);
 		}
 	}
 	if (c->eof && !c->discarding && c->in.len && !memchr(c->in.data, '\n', c->in.len))
@@ -304,8 +388,8 @@ client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct ag_client *c = userdata;
 
-	if (c->busy) {
-		/* Waiting for a token is not idleness. */
+	if (c->busy || c->events) {
+		/* Waiting for a token, or for token events, is not idleness. */
 		sd_event_source_set_time_relative(s, (uint64_t)c->srv->cfg.idle_timeout * 1000000);
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 		return 0;
@@ -340,6 +424,7 @@ client_free(struct ag_client *c)
 	pf_buf_release(&c->in);
 	pf_buf_release(&c->out);
 	free(c);
+	server_maybe_idle(srv);
 }
 
 static void
@@ -361,6 +446,33 @@ refuse(int fd, enum ag_err e, const char *msg)
 }
 
 static int
+accept_resume(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct ag_server *srv = userdata;
+
+	sd_event_source_set_enabled(srv->listen_src, SD_EVENT_ON);
+	return 0;
+}
+
+/* Out of descriptors or memory: the connection stays in the backlog and the listening socket
+ * stays readable, so accepting again at once would spin. Pause accepting for a moment. */
+static void
+accept_pause(struct ag_server *srv)
+{
+	int r = 0;
+
+	if (!srv->accept_retry)
+		r = sd_event_add_time_relative(srv->event, &srv->accept_retry, CLOCK_MONOTONIC,
+			AG_ACCEPT_RETRY_USEC, 0, accept_resume, srv);
+	else
+		r = sd_event_source_set_time_relative(srv->accept_retry, AG_ACCEPT_RETRY_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(srv->accept_retry, SD_EVENT_ONESHOT);
+	if (r >= 0)
+		sd_event_source_set_enabled(srv->listen_src, SD_EVENT_OFF);
+}
+
+static int
 listen_io(sd_event_source *s, int lfd, uint32_t revents, void *userdata)
 {
 	struct ag_server *srv = userdata;
@@ -375,15 +487,19 @@ listen_io(sd_event_source *s, int lfd, uint32_t revents, void *userdata)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			/* EAGAIN, or out of descriptors (EMFILE): existing clients go on. */
+			/* Out of descriptors: existing clients go on, new ones wait. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(srv);
 			return 0;
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 			close(fd);
 			continue;
 		}
-		/* R1: a per-user agent serves its own account only, root included. */
-		if (cred.uid != srv->uid) {
+		/* R1: a per-user agent serves its own account only, root included. A system-mode
+		 * agent serves every account and checks each request instead: only the registered
+		 * owner of a system certificate may use it (pol_decide on call->peer). */
+		if (!srv->cfg.system_mode && cred.uid != srv->uid) {
 			_cleanup_free_ char *exe = ag_peer_exe(cred.pid);
 			struct ag_audit_record rec = {
 				.method = "connect", .peer = cred, .exe = exe, .allow = false,
@@ -412,6 +528,7 @@ listen_io(sd_event_source *s, int lfd, uint32_t revents, void *userdata)
 		pf_buf_init(&c->in);
 		c->in.wipe = 1;
 		pf_buf_init(&c->out);
+		c->out.max = AG_OUTPUT_BUF_MAX;
 		r = sd_event_add_io(srv->event, &c->io, fd, EPOLLIN, client_io, c);
 		if (r >= 0)
 			r = sd_event_add_time_relative(srv->event, &c->idle, CLOCK_MONOTONIC,
@@ -538,6 +655,8 @@ ag_server_free(struct ag_server *s)
 	while (s->clients)
 		client_free(s->clients);
 	s->helper = ag_helper_free(s->helper);
+	ag_watch_release(s);
+	sd_event_source_disable_unref(s->accept_retry);
 	sd_event_source_disable_unref(s->listen_src);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);

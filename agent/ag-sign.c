@@ -102,7 +102,7 @@ struct sign_state {
 	bool decided;
 	enum tok_mech mech;
 	const EVP_MD *md;
-	struct ag_cms **cms;
+	struct ag_cms_batch *cms; /* format cms: the documents' structures */
 	struct pf_secret *pin;
 	struct ag_pinentry *dialog;
 	sd_event_source *delay;
@@ -112,10 +112,7 @@ struct sign_state {
 static void
 state_free(struct sign_state *st)
 {
-	if (st->cms)
-		for (size_t i = 0; i < st->p->n_documents; i++)
-			ag_cms_free(st->cms[i]);
-	free(st->cms);
+	ag_cms_batch_free(st->cms);
 	free(st->token_id);
 	free(st->ck_id.p);
 	X509_free(st->cert);
@@ -285,7 +282,8 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		char *b64;
 
 		if (p->format == FORMAT_CMS)
-			r = ag_cms_finish(st->cms[i], rep.sigs[i].p, rep.sigs[i].n, &der, &der_len);
+			r = ag_cms_batch_finish(st->cms, p->documents[i].digest.p,
+				p->documents[i].digest.n, rep.sigs[i].p, rep.sigs[i].n, &der, &der_len);
 		else if (st->mech == TOK_MECH_ECDSA)
 			r = ag_ecdsa_sig_to_der(rep.sigs[i].p, rep.sigs[i].n, &der, &der_len);
 		else
@@ -349,14 +347,16 @@ sign_submit(struct sign_state *st)
 	req.pin = st->pin;
 	req.n_digests = p->n_documents;
 	req.digests = calloc(p->n_documents, sizeof(*req.digests));
-	if (p->format == FORMAT_CMS)
-		st->cms = calloc(p->n_documents, sizeof(*st->cms));
-	if (!req.digests || (p->format == FORMAT_CMS && !st->cms)) {
-		free(req.digests);
+	if (!req.digests) {
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	for (i = 0; i < p->n_documents; i++) {
+	/* One structure for all the documents: one signer, one signing time (ag-cms.c). */
+	if (p->format == FORMAT_CMS)
+		r = ag_cms_batch_new(st->cert, st->md,
+			p->padding == PADDING_PSS ? AG_PAD_PSS : AG_PAD_PKCS1,
+			p->profile == PROFILE_PADES ? AG_CMS_PADES : AG_CMS_CADES, now, &st->cms);
+	for (i = 0; i < p->n_documents && r == 0; i++) {
 		if (p->format == FORMAT_RAW) {
 			req.digests[i] = p->documents[i].digest;
 			continue;
@@ -366,8 +366,7 @@ sign_submit(struct sign_state *st)
 			r = -ENOMEM;
 			break;
 		}
-		r = ag_cms_new(st->cert, st->md, p->padding == PADDING_PSS ? AG_PAD_PSS : AG_PAD_PKCS1,
-			p->profile == PROFILE_PADES ? AG_CMS_PADES : AG_CMS_CADES, p->documents[i].digest.p, p->documents[i].digest.n, now, &st->cms[i],
+		r = ag_cms_batch_tbs(st->cms, p->documents[i].digest.p, p->documents[i].digest.n,
 			req.digests[i].p, &req.digests[i].n);
 		if (r < 0)
 			break;
@@ -572,7 +571,12 @@ dialog_after_delay(struct sign_state *st)
 	st->call->abandon_data = st;
 }
 
-/* A system certificate's PIN from systemd credentials or a root-only file (R2). */
+/* The systemd credential that holds a certificate's PIN: LoadCredential= or
+ * LoadCredentialEncrypted= in the unit, read from $CREDENTIALS_DIRECTORY (doc/service.md). */
+#define AG_CREDENTIAL_PIN_PREFIX "paraf-pin-"
+
+/* A system certificate's PIN from systemd credentials or a root-only file (R2). The PIN goes
+ * straight into a locked pf_secret; the read buffer is wiped; nothing of it is logged. */
 static int
 credential_pin(struct sign_state *st, struct pf_secret **ret)
 {
@@ -583,7 +587,8 @@ credential_pin(struct sign_state *st, struct pf_secret **ret)
 	int fd = -1;
 
 	if (creds && creds[0] == '/') {
-		snprintf(path, sizeof(path), "%s/paraf-pin-%s", creds, st->p->certificate);
+		snprintf(path, sizeof(path), "%s/" AG_CREDENTIAL_PIN_PREFIX "%s", creds,
+			st->p->certificate);
 		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (fd < 0) {
@@ -730,6 +735,21 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 	preq.pin_parameter = p->pin != NULL;
 	pol_decide(&st->policy->pol, &preq, &st->facts, &peer, &session, now, &st->verdict);
 	st->decided = true;
+	/* R1, R2: a system-mode agent serves other accounts without a PIN dialog; individual and
+	 * jabatan certificates need their owner's own session, agent and dialog. Whatever the
+	 * policy said, they are refused here (peer is this request's SO_PEERCRED). */
+	if (call->srv->cfg.system_mode &&
+	    (st->verdict.type == POL_TYPE_INDIVIDUAL || st->verdict.type == POL_TYPE_JABATAN)) {
+		struct ag_error e = {};
+
+		ag_error_set(&e, AG_ERR_TYPE_NOT_SERVED, "certificate",
+			"this is a certificate of type %s: the system agent serves electronic-system "
+			"certificates only; its owner signs with it through their own agent and PIN "
+			"dialog", pol_type_to_string(st->verdict.type));
+		st->verdict.allow = false; /* the record says deny, with this rule */
+		finish_error(st, &e);
+		return;
+	}
 	if (!st->verdict.allow) {
 		struct ag_error e = {};
 
@@ -756,6 +776,12 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 		finish_msg(st, AG_ERR_AUDIT_UNAVAILABLE, NULL, err);
 		return;
 	}
+	/* A locked PIN is not unlocked by typing it: no dialog asks for one in vain (R2). */
+	if (st->token_flags & TOK_PIN_LOCKED) {
+		finish_msg(st, AG_ERR_PIN_LOCKED, NULL,
+			"the token's PIN is locked; security staff must unblock it");
+		return;
+	}
 	/* The PIN: from the request only for the policy's listed types (checked above), else
 	 * their credential, else the trusted dialog on the caller's own display (R1, R2). */
 	if (p->pin) {
@@ -774,6 +800,27 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 				"the certificate's PIN file is not root's own or cannot be read (R13)");
 			return;
 		}
+	}
+	if (call->srv->cfg.system_mode) {
+		/* No dialog in system mode: nobody sits at a service's terminal (R2). */
+		struct ag_error e = {};
+		char name[sizeof(AG_CREDENTIAL_PIN_PREFIX) + 64];
+
+		snprintf(name, sizeof(name), AG_CREDENTIAL_PIN_PREFIX "%s", p->certificate);
+		if (!(st->policy->pol.pin_parameter_types & POL_TYPE_BIT(st->verdict.type)))
+			ag_error_set(&e, AG_ERR_PIN_REQUIRED, NULL,
+				"no PIN for this certificate: the policy's [pin] parameter_types does "
+				"not list type %s, so its credential '%s' is not read",
+				pol_type_to_string(st->verdict.type), name);
+		else
+			ag_error_set(&e, AG_ERR_PIN_REQUIRED, NULL,
+				"no PIN for this system certificate: the credential '%s' is missing; "
+				"give it to paraf-system.service with LoadCredential= or "
+				"LoadCredentialEncrypted=", name);
+		e.extra = json_object_new_object();
+		json_object_object_add(e.extra, "credential", json_object_new_string(name));
+		finish_error(st, &e);
+		return;
 	}
 	if (ag_dialog_location_check(call->peer.uid, call->peer.pid, &loc, err, sizeof(err),
 		    &field) < 0) {

@@ -30,6 +30,10 @@
 #define AG_IDLE_TIMEOUT_DEFAULT 120 /* seconds */
 #define AG_HELPER_TIMEOUT_DEFAULT 30 /* seconds for one token operation ... */
 #define AG_HELPER_TIMEOUT_PER_DOC_MS 2000 /* ... plus this per document: real cards are slow */
+#define AG_HOTPLUG_INTERVAL_DEFAULT 500 /* ms between two looks at the tokens while anyone
+					   subscribes to token events (the 2 s promise) */
+#define AG_HOTPLUG_INTERVAL_MIN 50
+#define AG_HOTPLUG_INTERVAL_MAX 1800 /* above this, a change could take more than 2 s to show */
 
 /* Stable error identities. The wire code and reason of each are in ag-errors.c. */
 enum ag_err {
@@ -78,6 +82,8 @@ enum ag_err {
 	AG_ERR_POLICY_INVALID,
 	/* the audit service (R13) */
 	AG_ERR_AUDIT_UNAVAILABLE,
+	/* a system-mode agent (parafd --system) serves electronic-system certificates only */
+	AG_ERR_TYPE_NOT_SERVED,
 	_AG_ERR_MAX,
 };
 
@@ -133,7 +139,12 @@ enum ag_ftype {
 	AG_F_OBJECTS, /* array of sub-structs: void * + size_t count (owned) */
 	AG_F_SECRET,  /* struct pf_secret * (owned), wiped in the JSON tree */
 	AG_F_HEX,     /* char * of exactly max hex digits, lower case (borrowed) */
+	AG_F_ENUM_SET, /* unsigned: an array of names from values, bit i for values[i], plus
+			  AG_F_SET_GIVEN when the key was present (so [] differs from absent);
+			  min..max items */
 };
+
+#define AG_F_SET_GIVEN 0x80000000u
 
 enum {
 	AG_F_REQUIRED = 1 << 0,
@@ -183,6 +194,18 @@ int ag_cms_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, enum ag_cms_profil
 int ag_cms_finish(struct ag_cms *c, const uint8_t *sig, size_t sig_len, uint8_t **ret_der,
 	size_t *ret_len);
 struct ag_cms *ag_cms_free(struct ag_cms *c);
+/* The same for the documents of one request (one signer, signing time, padding and profile):
+ * the structure is encoded once and each document's bytes put in place, with a result byte for
+ * byte that of ag_cms_new() + ag_cms_finish(). ag_cms_batch_tbs() gives the hash to sign for
+ * a document digest; ag_cms_batch_finish() the DER for that digest and its signature. */
+struct ag_cms_batch;
+int ag_cms_batch_new(X509 *cert, const EVP_MD *md, enum ag_pad pad, enum ag_cms_profile profile,
+	time_t signing_time, struct ag_cms_batch **ret);
+int ag_cms_batch_tbs(struct ag_cms_batch *b, const uint8_t *digest, size_t digest_len,
+	uint8_t *ret_tbs, size_t *ret_tbs_len);
+int ag_cms_batch_finish(struct ag_cms_batch *b, const uint8_t *digest, size_t digest_len,
+	const uint8_t *sig, size_t sig_len, uint8_t **ret_der, size_t *ret_len);
+struct ag_cms_batch *ag_cms_batch_free(struct ag_cms_batch *b);
 /* r || s as a token gives it, to a DER ECDSA-Sig-Value. */
 int ag_ecdsa_sig_to_der(const uint8_t *sig, size_t n, uint8_t **ret_der, size_t *ret_len);
 
@@ -208,6 +231,11 @@ struct ag_config {
 	enum ag_audit_mode audit_mode; /* `audit` */
 	char *audit_socket;            /* `audit_socket`, NULL: AG_AUDIT_SOCKET_DEFAULT */
 	unsigned audit_timeout;        /* `audit_timeout`, seconds */
+	unsigned hotplug_interval;     /* `hotplug_interval`, ms between looks at the tokens */
+	unsigned exit_idle;            /* `exit_idle`, seconds with nothing to do before exiting
+					* (socket activation); 0: never */
+	bool system_mode;              /* `mode = system`: serves system certificates to other
+					* accounts, PINs from credentials (doc/service.md) */
 };
 void ag_config_init(struct ag_config *c);
 void ag_config_release(struct ag_config *c);
@@ -217,6 +245,9 @@ int ag_config_add_module(struct ag_config *c, const char *path);
 #define AG_AUDIT_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 /* `audit_socket` or --audit-socket: an absolute path shorter than AG_AUDIT_SOCKET_PATH_MAX. */
 int ag_config_set_audit_socket(struct ag_config *c, const char *path);
+#define AG_EXIT_IDLE_MAX 86400 /* `exit_idle` and --exit-idle, seconds */
+/* `mode`: "user" (the default) or "system". */
+int ag_config_parse_mode(const char *v, bool *ret_system);
 
 /* ag-methods.c: the method table. */
 struct ag_server;
@@ -264,3 +295,5 @@ int ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout
 	ag_helper_cb cb, void *data);
 pid_t ag_helper_pid(const struct ag_helper *h);
 unsigned ag_helper_restarts(const struct ag_helper *h);
+/* An operation is in flight or queued: the hotplug watch waits for its next tick. */
+bool ag_helper_busy(const struct ag_helper *h);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,10 +25,17 @@
 #include "ag-policy.h"
 #include "ag-server.h"
 #include "paraf-config.h"
+#include "pf-ini.h"
 #include "pf-util.h"
 #include "tok.h"
 
 static bool foreground;
+
+/* exit_idle: the timer that ends a socket-activated agent with nothing to do. */
+static struct {
+	sd_event_source *timer;
+	uint64_t usec; /* 0: never */
+} idle_exit;
 
 #define AG_AUDIT_FLUSH_IDLE_SEC 10 /* how often a spool is offered to the service again */
 
@@ -52,7 +60,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: parafd [--socket PATH] [--module PATH]... [--config FILE] [--policy DIR]\n"
-		"              [--pinentry PATH] [--audit-socket PATH] [--foreground]\n"
+		"              [--pinentry PATH] [--audit-socket PATH] [--exit-idle SECONDS]\n"
+		"              [--system] [--foreground]\n"
 		"\n"
 		"The paraf signing agent: signs documents with keys on PKCS#11 tokens for desktop\n"
 		"applications, over JSON-RPC on a Unix socket (see doc/protocol.md).\n"
@@ -69,6 +78,14 @@ usage(FILE *f)
 		"                  /usr/bin/pinentry)\n"
 		"  --audit-socket PATH  paraf-auditd's socket (default: the configuration's\n"
 		"                  audit_socket, else " AG_AUDIT_SOCKET_DEFAULT ")\n"
+		"  --exit-idle SECONDS  when socket-activated, exit after SECONDS with no client\n"
+		"                  and no request in progress; systemd starts the agent again on\n"
+		"                  the next connection (default: the configuration's exit_idle,\n"
+		"                  else 0: never)\n"
+		"  --system        system mode: serve electronic-system certificates to other\n"
+		"                  accounts on the socket systemd passes (paraf-system.socket),\n"
+		"                  each request checked against the registered owner, PINs from\n"
+		"                  systemd credentials (doc/service.md)\n"
 		"  --foreground    stay in the foreground and log to stderr\n"
 		"  --version       print the version\n",
 		PARAF_SYSCONFDIR, PARAF_SYSCONFDIR);
@@ -98,6 +115,49 @@ audit_flush_timer(sd_event_source *s, uint64_t usec, void *data)
 	sd_event_source_set_time_relative(s, next);
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
+}
+
+/* exit_idle: the agent has been idle for exit_idle; exit unless something came meanwhile. A
+ * connection that arrives from here on waits in the listening socket, which systemd holds,
+ * and starts the next instance: nothing is lost. */
+static int
+idle_exit_timer(sd_event_source *s, uint64_t usec, void *data)
+{
+	struct ag_server *srv = data;
+	struct pollfd pfd = { .fd = srv->listen_fd, .events = POLLIN };
+
+	if (ag_server_busy(srv)) {
+		/* A client or a request; on_idle arms the timer again once they are done. */
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+		return 0;
+	}
+	if (poll(&pfd, 1, 0) > 0) {
+		/* A connection waits to be accepted: serve it, the idle time starts afresh. */
+		sd_event_source_set_time_relative(s, idle_exit.usec);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
+	if (ag_audit_mode() != AG_AUDIT_JOURNAL && ag_audit_spool_pending() && ag_audit_check() == 0) {
+		/* The audit service is taking the spool: let the flush timer finish it. A spool
+		 * the service cannot take stays on disk for the next instance. */
+		sd_event_source_set_time_relative(s, (uint64_t)AG_AUDIT_FLUSH_IDLE_SEC * 1000000);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
+	log_msg(LOG_INFO, "idle for %llu s, exiting; systemd starts the agent again on the next "
+		"connection", (unsigned long long)(idle_exit.usec / 1000000));
+	sd_event_source_set_enabled(srv->listen_src, SD_EVENT_OFF);
+	sd_notify(0, "STOPPING=1\nSTATUS=idle, exiting");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void
+idle_exit_arm(struct ag_server *srv)
+{
+	if (!idle_exit.timer)
+		return;
+	sd_event_source_set_time_relative(idle_exit.timer, idle_exit.usec);
+	sd_event_source_set_enabled(idle_exit.timer, SD_EVENT_ONESHOT);
 }
 
 /* Forks into the background; the parent exits 0 once the child is listening. */
@@ -134,6 +194,8 @@ main(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "pinentry", required_argument, NULL, 'e' },
 		{ "audit-socket", required_argument, NULL, 'a' },
+		{ "exit-idle", required_argument, NULL, 'i' },
+		{ "system", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -151,7 +213,8 @@ main(int argc, char **argv)
 	char errbuf[512];
 	sigset_t mask;
 	int listen_fd = -1, notify_fd = -1, c, r, ret = 1;
-	bool owned = false;
+	bool owned = false, system_mode = false, exit_idle_given = false;
+	unsigned exit_idle = 0;
 
 	/* R2: PINs pass through this process: no ptrace by the same user, no core dumps. */
 	prctl(PR_SET_DUMPABLE, 0);
@@ -199,6 +262,17 @@ main(int argc, char **argv)
 			}
 			free(audit_socket);
 			audit_socket = strdup(optarg);
+			break;
+		case 'i':
+			if (pf_parse_uint(optarg, 0, AG_EXIT_IDLE_MAX, &exit_idle) < 0) {
+				fprintf(stderr, "parafd: --exit-idle needs seconds from 0 to %d, not "
+						"'%s'\n", AG_EXIT_IDLE_MAX, optarg);
+				return 2;
+			}
+			exit_idle_given = true;
+			break;
+		case 'S':
+			system_mode = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -251,6 +325,10 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (exit_idle_given)
+		cfg.exit_idle = exit_idle;
+	if (system_mode)
+		cfg.system_mode = true;
 	if (audit_socket && ag_config_set_audit_socket(&cfg, audit_socket) < 0) {
 		fprintf(stderr, "parafd: out of memory\n");
 		goto out;
@@ -287,6 +365,13 @@ main(int argc, char **argv)
 		}
 		fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
 		fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+	} else if (cfg.system_mode) {
+		/* Other accounts must reach it, and ag_socket_listen() makes private sockets only:
+		 * the system socket is systemd's (paraf-system.socket, /run/paraf/system.sock). */
+		fprintf(stderr, "parafd: system mode serves the socket systemd passes "
+				"(paraf-system.socket); start it through systemd or "
+				"systemd-socket-activate\n");
+		goto out;
 	} else {
 		if (!socket_path && default_socket(&socket_path) < 0) {
 			fprintf(stderr, "parafd: XDG_RUNTIME_DIR is not set; give --socket PATH\n");
@@ -317,6 +402,10 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	r = sd_event_default(&event);
+	/* WATCHDOG=1 every half WatchdogSec while the loop turns (WATCHDOG_USEC); a hung loop
+	 * stops the pings and systemd restarts the agent. */
+	if (r >= 0 && sd_event_set_watchdog(event, true) < 0)
+		log_msg(LOG_WARNING, "cannot set up the watchdog");
 	if (r >= 0)
 		r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
 	if (r >= 0)
@@ -339,8 +428,26 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_msg(LOG_INFO, "listening on %s (pid %d, %s)",
-		socket_path ? socket_path : "the socket from systemd", (int)getpid(),
+		owned ? socket_path : "the socket from systemd", (int)getpid(),
 		cfg.n_modules ? "modules given" : "p11-kit module registry");
+	if (cfg.system_mode)
+		log_msg(LOG_INFO, "system mode: serving electronic-system certificates to their "
+			"registered owners' accounts; PINs from credentials in %s",
+			getenv("CREDENTIALS_DIRECTORY") ? getenv("CREDENTIALS_DIRECTORY")
+							: "(no $CREDENTIALS_DIRECTORY)");
+	if (cfg.exit_idle && owned) {
+		/* Exiting would take the socket with it and leave clients nobody to talk to. */
+		log_msg(LOG_WARNING, "exit_idle applies to a socket passed by systemd only; ignored");
+	} else if (cfg.exit_idle) {
+		idle_exit.usec = (uint64_t)cfg.exit_idle * 1000000;
+		r = sd_event_add_time_relative(event, &idle_exit.timer, CLOCK_MONOTONIC,
+			idle_exit.usec, 0, idle_exit_timer, srv);
+		if (r < 0) {
+			log_msg(LOG_ERR, "cannot set up exit_idle: %s", strerror(-r));
+			goto out;
+		}
+		srv->on_idle = idle_exit_arm;
+	}
 	if (cfg.audit_mode == AG_AUDIT_JOURNAL)
 		log_msg(LOG_WARNING, "decision records go to the %s only, not to the "
 			"tamper-evident audit service (audit = journal; R13): for development and "
@@ -359,7 +466,8 @@ main(int argc, char **argv)
 			log_msg(LOG_WARNING, "audit: cannot schedule forwarding the spool: %s",
 				strerror(-r));
 	}
-	sd_notify(0, "READY=1\nSTATUS=listening");
+	sd_notify(0, cfg.system_mode ? "READY=1\nSTATUS=listening (system mode)"
+				     : "READY=1\nSTATUS=listening");
 	if (notify_fd >= 0) {
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (devnull >= 0) {
@@ -375,6 +483,9 @@ main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	ret = r < 0 ? 1 : 0;
 out:
+	if (srv)
+		srv->on_idle = NULL;
+	idle_exit.timer = sd_event_source_disable_unref(idle_exit.timer);
 	srv = ag_server_free(srv);
 	if (listen_fd >= 0)
 		close(listen_fd);

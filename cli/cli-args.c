@@ -12,6 +12,7 @@
 static const struct cli_cmd *const cli_commands[] = {
 	&cli_cmd_status,
 	&cli_cmd_tokens,
+	&cli_cmd_devices,
 	&cli_cmd_certs,
 	&cli_cmd_sign,
 	&cli_cmd_sign_pdf,

@@ -68,6 +68,8 @@ extern const struct cli_cmd cli_cmd_sign_pdf; /* cli-sign-pdf.c */
 extern const struct cli_cmd cli_cmd_admin, cli_cmd_activate, cli_cmd_renew;
 /* the audit log (cli-audit.c) and expiry warnings (cli-expiry.c) */
 extern const struct cli_cmd cli_cmd_audit, cli_cmd_expiry;
+/* USB tokens and readers and the tokens PKCS#11 sees in them (cli-devices.c) */
+extern const struct cli_cmd cli_cmd_devices;
 const struct cli_cmd *cli_cmd_find(const char *name);
 void cli_help_print(FILE *f);
 void cli_version_print(FILE *f);

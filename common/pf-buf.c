@@ -31,12 +31,12 @@ pf_buf_status(const struct pf_buf *b)
 int
 pf_buf_reserve(struct pf_buf *b, size_t n)
 {
-	size_t cap;
+	size_t cap, max = b->max ? b->max : PF_BUF_MAX;
 	uint8_t *d;
 
 	if (b->error)
 		return b->error;
-	if (n > PF_BUF_MAX || b->len > PF_BUF_MAX - n)
+	if (n > max || b->len > max - n)
 		return (b->error = -EMSGSIZE);
 	if (b->len + n <= b->cap)
 		return 0;

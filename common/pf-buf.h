@@ -18,6 +18,7 @@ struct pf_buf {
 	size_t cap;
 	int error; /* 0 or a negative errno that stuck */
 	int wipe;  /* wipe contents on growth and release (holds a secret) */
+	size_t max; /* this buffer's cap; 0: PF_BUF_MAX */
 };
 
 void pf_buf_init(struct pf_buf *b);

@@ -807,7 +807,8 @@ pdf_sigs_read(const char *path, struct pdf_sigs **ret, char **ret_error)
 					       -ENOMEM :
 					       r;
 		}
-	qsort(o->sigs, o->n, sizeof(*o->sigs), sig_cmp);
+	if (o->n > 1) /* o->sigs is NULL when there is none: qsort's argument is nonnull */
+		qsort(o->sigs, o->n, sizeof(*o->sigs), sig_cmp);
 	for (size_t i = 0; i < o->n; i++)
 		if (!o->sigs[i].error && o->sigs[i].signed_end < first_end)
 			first_end = o->sigs[i].signed_end;

@@ -237,6 +237,55 @@ tok_list_release(struct tok_list *l)
 }
 
 void
+tok_watch_req_encode(struct pf_buf *b, uint32_t force)
+{
+	pf_buf_put_u32(b, force);
+}
+
+int
+tok_watch_req_decode(const uint8_t *p, size_t n, uint32_t *ret_force)
+{
+	struct pf_reader r;
+	uint32_t force;
+
+	pf_reader_init(&r, p, n);
+	if (pf_reader_u32(&r, &force) < 0 || force > 1 || pf_reader_end(&r) < 0)
+		return -EBADMSG;
+	*ret_force = force;
+	return 0;
+}
+
+void
+tok_watch_reply_encode(struct pf_buf *b, uint32_t changed, const struct tok_list *l)
+{
+	pf_buf_put_u32(b, changed ? 1 : 0);
+	if (changed)
+		tok_list_encode(b, l);
+}
+
+int
+tok_watch_reply_decode(const uint8_t *p, size_t n, uint32_t *ret_changed, struct tok_list *ret)
+{
+	struct pf_reader r;
+	uint32_t changed;
+
+	pf_reader_init(&r, p, n);
+	if (pf_reader_u32(&r, &changed) < 0 || changed > 1)
+		return -EBADMSG;
+	if (!changed) {
+		if (pf_reader_end(&r) < 0)
+			return -EBADMSG;
+		memset(ret, 0, sizeof(*ret));
+		*ret_changed = 0;
+		return 0;
+	}
+	if (tok_list_decode(p + 4, n - 4, ret) < 0)
+		return -EBADMSG;
+	*ret_changed = 1;
+	return 0;
+}
+
+void
 tok_sign_req_encode(struct pf_buf *b, const struct tok_sign_req *r)
 {
 	size_t i;

@@ -9,6 +9,7 @@
  * system module registry (OpenSC and vendor modules) for free.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,18 @@ struct tok_ctx {
 	struct tok_module *mods;
 	size_t n_mods;
 	CK_FUNCTION_LIST **registry; /* set when the p11-kit registry was loaded */
+	bool watched; /* a TOK_MSG_WATCH enumerated once: slot events count from there */
 };
+
+#define TOK_EVENTS_DRAIN 64 /* slot events read in one watch, at most */
+
+/* The token left (or is leaving) while we were talking to it. */
+static bool
+rv_is_removal(CK_RV rv)
+{
+	return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+	       rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED;
+}
 
 struct tok_ctx *
 tok_ctx_free(struct tok_ctx *c)
@@ -277,26 +289,45 @@ list_certs(CK_FUNCTION_LIST *f, CK_SLOT_ID slot, const char *tid, struct tok_lis
 
 	rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
 	if (rv != CKR_OK)
-		return -EIO;
+		return rv_is_removal(rv) ? -ENODEV : -EIO;
 	rv = f->C_FindObjectsInit(s, tmpl, ARRAY_SIZE(tmpl));
 	if (rv == CKR_OK) {
 		rv = f->C_FindObjects(s, objs, TOK_OBJECTS_MAX, &n);
 		f->C_FindObjectsFinal(s);
 	}
+	if (rv_is_removal(rv)) {
+		f->C_CloseSession(s);
+		return -ENODEV;
+	}
 	for (i = 0; rv == CKR_OK && i < n; i++) {
 		struct tok_cert c = {};
 		struct tok_blob label = {};
 		struct tok_cert *nc;
+		CK_RV arv;
 
-		if (tok_p11_get_attr(f, s, objs[i], CKA_VALUE, &c.der) != CKR_OK)
-			continue;
-		if (tok_p11_get_attr(f, s, objs[i], CKA_ID, &c.ck_id) != CKR_OK) {
-			free(c.der.p);
-			continue;
+		arv = tok_p11_get_attr(f, s, objs[i], CKA_VALUE, &c.der);
+		if (arv == CKR_OK) {
+			arv = tok_p11_get_attr(f, s, objs[i], CKA_ID, &c.ck_id);
+			if (arv != CKR_OK)
+				free(c.der.p);
 		}
-		if (tok_p11_get_attr(f, s, objs[i], CKA_LABEL, &label) == CKR_OK)
-			c.label = tok_p11_field_str(label.p, label.n);
-		free(label.p);
+		if (arv == CKR_OK) {
+			arv = tok_p11_get_attr(f, s, objs[i], CKA_LABEL, &label);
+			if (arv == CKR_OK)
+				c.label = tok_p11_field_str(label.p, label.n);
+			free(label.p);
+			if (rv_is_removal(arv)) {
+				free(c.der.p);
+				free(c.ck_id.p);
+				free(c.label);
+			}
+		}
+		if (rv_is_removal(arv)) {
+			f->C_CloseSession(s);
+			return -ENODEV;
+		}
+		if (!c.der.p)
+			continue;
 		c.token_id = strdup(tid);
 		nc = realloc(l->certs, (l->n_certs + 1) * sizeof(*nc));
 		if (!nc || !c.token_id) {
@@ -325,8 +356,33 @@ list_has_token(const struct tok_list *l, const char *id)
 	return 0;
 }
 
-int
-tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
+static void
+list_drop_certs_from(struct tok_list *l, size_t from)
+{
+	for (size_t i = from; i < l->n_certs; i++) {
+		free(l->certs[i].token_id);
+		free(l->certs[i].label);
+		free(l->certs[i].ck_id.p);
+		free(l->certs[i].der.p);
+	}
+	l->n_certs = from;
+}
+
+static void
+token_release(struct tok_token *t)
+{
+	free(t->slot);
+	free(t->id);
+	free(t->label);
+	free(t->serial);
+	free(t->manufacturer);
+	free(t->model);
+	free(t->module);
+}
+
+/* The tokens present (with their certificates when with_certs). */
+static int
+ctx_enumerate(struct tok_ctx *c, bool with_certs, struct tok_list *ret)
 {
 	struct tok_list l = {};
 	size_t m;
@@ -374,25 +430,67 @@ tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
 				l.tokens = nt;
 			if (!nt || !t.id || !t.label || !t.serial || !t.manufacturer || !t.model ||
 			    !t.module || !t.slot) {
-				free(t.slot);
-				free(t.id);
-				free(t.label);
-				free(t.serial);
-				free(t.manufacturer);
-				free(t.model);
-				free(t.module);
+				token_release(&t);
 				tok_list_release(&l);
 				return -ENOMEM;
 			}
 			l.tokens[l.n_tokens++] = t;
+			if (!with_certs)
+				continue;
+			size_t first_cert = l.n_certs;
 			r = list_certs(f, slots[i], t.id, &l);
 			if (r == -ENOMEM) {
 				tok_list_release(&l);
 				return r;
 			}
+			if (r == -ENODEV) {
+				/* Removed while we read it: not there, nor its certificates. */
+				list_drop_certs_from(&l, first_cert);
+				token_release(&l.tokens[--l.n_tokens]);
+			}
 		}
 	}
 	*ret = l;
+	return 0;
+}
+
+int
+tok_ctx_list(struct tok_ctx *c, struct tok_list *ret)
+{
+	return ctx_enumerate(c, true, ret);
+}
+
+int
+tok_ctx_watch(struct tok_ctx *c, int force, int *ret_changed, struct tok_list *ret)
+{
+	bool look = force || !c->watched;
+	int r;
+
+	for (size_t m = 0; m < c->n_mods; m++) {
+		CK_FUNCTION_LIST *f = c->mods[m].f;
+
+		/* Drain what the module has queued: one look covers every event. */
+		for (int k = 0; k < TOK_EVENTS_DRAIN; k++) {
+			CK_SLOT_ID slot;
+			CK_RV rv = f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL);
+
+			if (rv == CKR_NO_EVENT)
+				break;
+			/* An event, or no slot events at all (SoftHSM, p11-kit's proxy): look. */
+			look = true;
+			if (rv != CKR_OK)
+				break;
+		}
+	}
+	if (!look) {
+		*ret_changed = 0;
+		return 0;
+	}
+	r = ctx_enumerate(c, false, ret);
+	if (r < 0)
+		return r;
+	c->watched = true;
+	*ret_changed = 1;
 	return 0;
 }
 
@@ -605,7 +703,10 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 	}
 	rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
 	if (rv != CKR_OK) {
-		reply_fail(ret, tok_err_from_rv(rv), rv, "cannot open a session on the token");
+		e = tok_err_from_rv(rv);
+		/* Found a moment ago: "not present" now means removed meanwhile. */
+		reply_fail(ret, e == TOK_ERR_TOKEN_NOT_PRESENT ? TOK_ERR_TOKEN_REMOVED : e, rv,
+			"cannot open a session on the token");
 		return;
 	}
 	protected_path = !!(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH);
@@ -707,6 +808,9 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 	}
 	ret->err = TOK_OK;
 out:
+	/* The token was there a moment ago: "not present" now means it was removed meanwhile. */
+	if (ret->err == TOK_ERR_TOKEN_NOT_PRESENT)
+		ret->err = TOK_ERR_TOKEN_REMOVED;
 	if (ret->err != TOK_OK) {
 		for (i = 0; i < ret->n_sigs; i++)
 			free(ret->sigs[i].p);
@@ -714,8 +818,12 @@ out:
 		ret->sigs = NULL;
 		ret->n_sigs = 0;
 	}
-	/* No login outlives the request it was made for (R1). */
-	if (logged_in)
-		f->C_Logout(s);
+	/* No login outlives the request it was made for (R1). Should C_Logout fail, closing
+	 * every session of ours on the slot ends the login too (PKCS#11: the login belongs to
+	 * the application's sessions on the token). */
+	if (logged_in && f->C_Logout(s) != CKR_OK) {
+		f->C_CloseAllSessions(slot);
+		return;
+	}
 	f->C_CloseSession(s);
 }

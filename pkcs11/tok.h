@@ -35,6 +35,13 @@ enum tok_msg_type {
 	TOK_MSG_PUBKEY = 9,      /* the public key (SubjectPublicKeyInfo DER) with a CKA_ID */
 	TOK_MSG_WRITE_CERT = 10, /* C_CreateObject: a certificate next to its key (same CKA_ID) */
 	TOK_MSG_ADMIN_REPLY = 11,
+	/* Hotplug: a light look at the token set (no certificates, no sessions). The body is u32
+	 * force; the reply is u32 changed, then a tok_list of tokens only when changed is 1. The
+	 * helper first asks each module C_WaitForSlotEvent(CKF_DONT_BLOCK): CKR_NO_EVENT from
+	 * every module means nothing changed (changed = 0, unless force, or this is the helper's
+	 * first look); an event, or a module without slot events, means enumerating the slots. */
+	TOK_MSG_WATCH = 12,
+	TOK_MSG_WATCH_REPLY = 13,
 };
 
 /* Outcomes, converted from CK_RV once at the helper boundary (tok_err_from_rv). */
@@ -229,6 +236,13 @@ void tok_list_encode(struct pf_buf *b, const struct tok_list *l);
 int tok_list_decode(const uint8_t *p, size_t n, struct tok_list *ret);
 void tok_list_release(struct tok_list *l);
 
+void tok_watch_req_encode(struct pf_buf *b, uint32_t force);
+int tok_watch_req_decode(const uint8_t *p, size_t n, uint32_t *ret_force);
+/* changed 0: l is not sent (may be NULL); the decoder then gives an empty list. */
+void tok_watch_reply_encode(struct pf_buf *b, uint32_t changed, const struct tok_list *l);
+int tok_watch_reply_decode(const uint8_t *p, size_t n, uint32_t *ret_changed,
+	struct tok_list *ret);
+
 void tok_sign_req_encode(struct pf_buf *b, const struct tok_sign_req *r);
 int tok_sign_req_decode(const uint8_t *p, size_t n, struct tok_sign_req *ret);
 void tok_sign_req_release(struct tok_sign_req *r);
@@ -276,7 +290,14 @@ struct tok_ctx;
 /* modules NULL or empty: the p11-kit registry (trust-policy modules skipped). */
 int tok_ctx_new(char *const *modules, size_t n_modules, struct tok_ctx **ret);
 struct tok_ctx *tok_ctx_free(struct tok_ctx *c);
+/* Every initialised token present, and its certificates. A token whose slot answers "removed"
+ * (CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED)
+ * while being read is left out, certificates and all: it is going or gone. */
 int tok_ctx_list(struct tok_ctx *c, struct tok_list *ret);
+/* TOK_MSG_WATCH: *ret_changed 0 when every module's slot events say nothing happened since
+ * the last look (and force is 0, and this is not the first look); else 1 and the tokens
+ * (without certificates) in ret. */
+int tok_ctx_watch(struct tok_ctx *c, int force, int *ret_changed, struct tok_list *ret);
 void tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_reply *ret);
 /* tok-admin.c: provisioning, in the helper. */
 void tok_ctx_admin(struct tok_ctx *c, const struct tok_admin_req *req, struct tok_admin_reply *ret);

@@ -13,6 +13,8 @@ libqpdf-dev qpdf libqrencode-dev libcurl4-openssl-dev
 poppler-utils libnss3-tools zbar-tools
 chromium
 libusb-1.0-0-dev pcscd vsmartcard-vpcd libpcsclite-dev
+libccid usb.ids
+clang libclang-rt-14-dev valgrind
 "
 
 missing=""

@@ -116,6 +116,9 @@ agent_factory options:
                             one (shared between agents)
     audit=None              "required" | "spool" | "journal": writes `audit = …` into the
                             [agent] section of the configuration (default: parafd's default)
+    argv_prefix=()          a command that execs parafd keeping its pid, put in front of it:
+                            e.g. test/vcard.py's `nsenter -t PID -m` (parafd in the virtual
+                            card's mount namespace, to reach its private pcscd)
 
 Audit service (AuditService, a paraf-auditd started for one test; audit/aud.h):
 
@@ -632,7 +635,8 @@ class Agent:
         if pinentry is not None:
             self.argv += ["--pinentry", str(getattr(pinentry, "wrapper", pinentry))]
         self.argv += list(extra_args)
-        wrapper = shlex.split(os.environ.get("PARAF_TEST_WRAPPER", ""))
+        wrapper = shlex.split(os.environ.get("PARAF_TEST_WRAPPER", "")) + \
+            valgrind_prefix(self.dir / "valgrind")
         self.proc = None
         self._clients = []
         self._conn = None
@@ -749,6 +753,8 @@ class Agent:
     def stop(self, timeout=5):
         """Stops parafd: SIGTERM, then SIGKILL after `timeout` s; then kills whatever is left
         of its process group and any helper seen. Returns parafd's exit status."""
+        if VALGRIND or SANITIZE:  # the exit runs the leak check (and, for the helper, its own)
+            timeout = max(timeout, 60 if VALGRIND else 20)
         for c in self._clients:
             c.close()
         self._clients = []
@@ -988,7 +994,8 @@ class AuditService:
         self.extra_args = list(extra_args)
         self.run_as = list(run_as)
         self.argv_prefix = list(argv_prefix)
-        self.env = env if env is not None else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self.env = env if env is not None else {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **tool_env()}
         self.log_path = Path(log_path) if log_path else self.dir.with_name(
             self.dir.name + ".stderr")
         self.proc = None
@@ -1144,6 +1151,7 @@ def finish_auditd(svc, problems):
     print(svc.stderr())
     if died is not None and died < 0 and died != -signal.SIGKILL:
         problems.append(f"paraf-auditd {svc.pid} died by signal {-died} during the test")
+    problems += sanitizer_stderr_problems(svc.stderr(), f"paraf-auditd {svc.pid}")
     if svc.check and svc.dir.is_dir() and os.access(svc.dir, os.R_OK | os.X_OK):
         bad = check_chain(svc.dir)
         if bad:
@@ -1166,6 +1174,207 @@ def spy_calls(text):
         r = _SPY_RET.search(block)
         out.append((m.group(1), r.group(1) if r else None))
     return out
+
+
+# --- sanitizers and valgrind (doc/security.md, "Sanitizers and valgrind") ----------------------
+#
+# PARAF_SANITIZE=1 (`make sanitize`, with PARAF_BUILD an ASan + UBSan build): before any process
+# starts, log_path is added to ASAN_OPTIONS and UBSAN_OPTIONS (and LeakSanitizer's suppressions
+# of third-party frames to LSAN_OPTIONS), so that every program the tests start, parafd, its
+# token helper, paraf-auditd and the paraf CLI, writes its sanitizer reports as files into one
+# directory. After each test, a report that appeared there fails that test (the report is
+# shown); one that appears later fails the session. The stderr of parafd and paraf-auditd is
+# searched for reports too (gcc's UBSan runtime ignores log_path).
+#
+# PARAF_VALGRIND=1 (`make valgrind`): parafd runs under memcheck, and its token helper with it
+# (--trace-children; the PIN dialog and other programs outside the build run natively). When
+# the test ends, every memcheck log is read: an error, a definite leak, or a helper that could
+# not be checked fails the test. A summary is printed at the end of the session.
+#
+# Tests that cannot work under one of the tools are skipped with a printed reason: marked
+# @pytest.mark.not_under_sanitizers("why") / @pytest.mark.not_under_valgrind("why"), or listed
+# in NOT_UNDER_SANITIZERS / NOT_UNDER_VALGRIND (file::test -> why). Keep both lists short.
+
+SANITIZE = os.environ.get("PARAF_SANITIZE", "") not in ("", "0")
+VALGRIND = os.environ.get("PARAF_VALGRIND", "") not in ("", "0")
+SANITIZER_DIR = REPO / "test" / "sanitizers"
+
+NOT_UNDER_SANITIZERS = {
+}
+NOT_UNDER_VALGRIND = {
+}
+
+_SAN_STDERR = re.compile(r"^(==\d+==ERROR: \w+Sanitizer.*|SUMMARY: \w+Sanitizer.*|.*: runtime error: .*)$",
+    re.M)
+_VG_ERROR = re.compile(r"^==\d+== (Invalid (?:read|write|free)|Conditional jump|Use of uninitialised|"
+    r"Syscall param|Mismatched free|Source and destination overlap|Argument '.*' of function|"
+    r"Process terminating with default action|.*definitely lost in loss record).*$", re.M)
+_VG_SUMMARY = re.compile(r"^==\d+== ERROR SUMMARY: ([\d,]+) errors", re.M)
+_VG_DEFINITE = re.compile(r"^==\d+==\s+definitely lost: ([\d,]+) bytes", re.M)
+_VG_COMMAND = re.compile(r"^==\d+== Command: (\S+)", re.M)
+
+
+class _Tools:
+    """Session-wide state of the memory tools."""
+    report_dir = None   # where sanitizer reports go (PARAF_SANITIZE)
+    seen = set()        # report files already attributed to a test
+    reports = 0         # sanitizer reports found
+    vg_checked = {}     # program name -> processes whose memcheck summary was read
+    vg_errors = 0
+    vg_definite = 0     # bytes definitely lost
+    vg_problems = 0     # tests failed by memcheck
+    vg_unchecked = {}   # program name -> processes killed before memcheck's summary
+    late = []           # sanitizer reports found after the last test
+
+
+def tool_env():
+    """The sanitizer and valgrind variables of the environment, for a child's clean env."""
+    return {k: v for k, v in os.environ.items() if k.startswith(_PASS_ENV_PREFIXES)}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers",
+        "not_under_sanitizers(reason): skipped in the ASan + UBSan run (make sanitize)")
+    config.addinivalue_line("markers",
+        "not_under_valgrind(reason): skipped when parafd runs under memcheck (make valgrind)")
+    if SANITIZE and _Tools.report_dir is None:
+        d = Path(tempfile.mkdtemp(prefix="paraf-san-", dir="/tmp"))
+        os.chmod(d, 0o1777)  # the owner's steps run as another account (setpriv)
+        _Tools.report_dir = d
+        for var, name in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan")):
+            opts = os.environ.get(var, "")
+            os.environ[var] = (opts + ":" if opts else "") + f"log_path={d}/{name}"
+        lsan = os.environ.get("LSAN_OPTIONS", "")
+        if "suppressions=" not in lsan:
+            os.environ["LSAN_OPTIONS"] = ((lsan + ":") if lsan else "") + \
+                f"suppressions={SANITIZER_DIR / 'lsan.supp'}:print_suppressions=0"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for on, table, marker, tool in (
+                (SANITIZE, NOT_UNDER_SANITIZERS, "not_under_sanitizers", "sanitizers"),
+                (VALGRIND, NOT_UNDER_VALGRIND, "not_under_valgrind", "valgrind")):
+            if not on:
+                continue
+            m = item.get_closest_marker(marker)
+            reason = (m.args[0] if m.args else m.kwargs.get("reason", "")) if m else None
+            key = f"{Path(str(item.fspath)).name}::{getattr(item, 'originalname', item.name)}"
+            reason = reason or table.get(key)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=f"under {tool}: {reason}"))
+
+
+def _new_sanitizer_reports():
+    """(name, text) of the report files written since the last call."""
+    out = []
+    d = _Tools.report_dir
+    if d is None or not d.is_dir():
+        return out
+    for p in sorted(d.iterdir()):
+        if p.name in _Tools.seen:
+            continue
+        _Tools.seen.add(p.name)
+        out.append((p.name, p.read_text(errors="replace")))
+    _Tools.reports += len(out)
+    return out
+
+
+def sanitizer_stderr_problems(text, who):
+    """Sanitizer reports in a process's stderr (SANITIZE only): a list of problems."""
+    if not SANITIZE:
+        return []
+    found = _SAN_STDERR.findall(text)
+    if found:
+        _Tools.reports += 1
+        return [f"{who}: sanitizer report in its stderr: {found[0]}"]
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _memory_tool_reports():
+    """Fails the test if a sanitizer wrote a report while it ran (PARAF_SANITIZE). Set up
+    before, so torn down after, the fixtures that stop the test's processes."""
+    yield
+    new = _new_sanitizer_reports()
+    if new:
+        pytest.fail("sanitizer reports:\n" + "\n".join(
+            f"--- {name} ---\n{text[:20000]}" for name, text in new), pytrace=False)
+
+
+def valgrind_prefix(logdir):
+    """The memcheck command put in front of parafd (PARAF_VALGRIND), logging to logdir/vg.PID;
+    [] otherwise."""
+    if not VALGRIND:
+        return []
+    logdir = Path(logdir)
+    logdir.mkdir(exist_ok=True)
+    os.chmod(logdir, 0o777)  # parafd may run as the owner's account
+    return ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+        "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite", "--track-fds=no",
+        "--num-callers=40", "--trace-children=yes",
+        "--trace-children-skip=/usr/*,/bin/*,/sbin/*,*pinentry*,*python*",
+        f"--suppressions={SANITIZER_DIR / 'valgrind.supp'}", f"--log-file={logdir}/vg.%p"]
+
+
+def valgrind_problems(agent):
+    """Reads the memcheck logs of an agent that has stopped (PARAF_VALGRIND): a list of
+    problems (errors, definite leaks, a parafd or helper whose summary is missing)."""
+    logdir = agent.dir / "valgrind"
+    if not VALGRIND or not logdir.is_dir():
+        return []
+    problems = []
+    for log in sorted(logdir.glob("vg.*")):
+        text = log.read_text(errors="replace")
+        cmd = _VG_COMMAND.search(text)
+        prog = os.path.basename(cmd.group(1)) if cmd else "?"
+        summary = _VG_SUMMARY.search(text)
+        errors = _VG_ERROR.findall(text)
+        if summary:
+            _Tools.vg_checked[prog] = _Tools.vg_checked.get(prog, 0) + 1
+            n = int(summary.group(1).replace(",", ""))
+            lost = sum(int(x.replace(",", "")) for x in _VG_DEFINITE.findall(text))
+            _Tools.vg_errors += n
+            _Tools.vg_definite += lost
+            if n or lost:
+                problems.append(f"memcheck: {prog} ({log.name}): {n} errors, {lost} bytes "
+                    f"definitely lost:\n{text[-20000:]}")
+        elif errors:
+            _Tools.vg_errors += len(errors)
+            problems.append(f"memcheck: {prog} ({log.name}) reported {errors[0]!r} and "
+                f"has no summary:\n{text[-20000:]}")
+        elif prog == "paraf-token-helper" or log.name == f"vg.{agent.pid}":
+            # killed by SIGKILL (a test kills the helper, or it missed a deadline): no errors
+            # so far, and no leak check; counted in the summary as not checked
+            _Tools.vg_unchecked[prog] = _Tools.vg_unchecked.get(prog, 0) + 1
+        # else: a fork of parafd that exec'd a program memcheck does not trace (the dialog)
+    if problems:
+        _Tools.vg_problems += 1
+    return problems
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SANITIZE:
+        _Tools.late = _new_sanitizer_reports()
+        if _Tools.late:
+            session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    w = terminalreporter.write_line
+    if SANITIZE:
+        late = _Tools.late
+        for name, text in late:
+            w(f"--- sanitizer report {name}, written after its test ended ---\n{text[:20000]}")
+        w(f"sanitizers: {_Tools.reports} reports ({len(late)} after their test ended); "
+            f"report directory {_Tools.report_dir}")
+    if VALGRIND:
+        checked = ", ".join(f"{k} {v}" for k, v in sorted(_Tools.vg_checked.items()))
+        killed = ", ".join(f"{k} {v}" for k, v in sorted(_Tools.vg_unchecked.items()))
+        w(f"valgrind memcheck: {sum(_Tools.vg_checked.values())} processes checked ({checked}); "
+            f"errors {_Tools.vg_errors}, definitely lost {_Tools.vg_definite} bytes; "
+            f"{_Tools.vg_problems} tests failed by memcheck; killed before their summary, "
+            f"not checked: {killed or 'none'}")
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -1317,7 +1526,7 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request,
     """agent_factory(softhsm=None, config="[agent]\\n", modules=None, spy=False,
     extra_args=(), env=None, socket_dir=None, wait=True, check_exit=True, policy=None,
     pinentry=True, pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
-    crl=True, auditd=True, audit=None) -> Agent.
+    crl=True, auditd=True, audit=None, argv_prefix=()) -> Agent.
 
     Starts parafd in the foreground on a private socket with the given SoftHSM, modules and
     configuration, a private policy directory (by default: the test CA as anchor, its current
@@ -1331,7 +1540,7 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request,
     def start(softhsm=softhsm, config="[agent]\n", modules=None, spy=False, extra_args=(),
             env=None, socket_dir=None, wait=True, check_exit=True, policy=None, pinentry=True,
             pin=None, policy_text=None, policy_extra="", register=True, anchors=None,
-            crl=True, auditd=True, audit=None):
+            crl=True, auditd=True, audit=None, argv_prefix=()):
         n[0] += 1
         work = tmp_path / f"agent{n[0]}"
         work.mkdir()
@@ -1382,7 +1591,7 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request,
             modules = [SOFTHSM_MODULE]
         sdir = socket_dir if socket_dir is not None else _short_dir(tmp_path_factory, "run")
         a = Agent(parafd_bin, work, sdir, modules, config, e, extra_args, spy_log, policy,
-            pinentry)
+            pinentry, run_as=argv_prefix)
         a.auditd = svc
         a.check_exit = check_exit
         agents.append(a)
@@ -1400,6 +1609,8 @@ def agent_factory(parafd_bin, softhsm, ca, tmp_path, tmp_path_factory, request,
         print(a.stderr())
         if a.check_exit and died is not None and died < 0:
             problems.append(f"parafd {a.pid} died by signal {-died} during the test")
+        problems += sanitizer_stderr_problems(a.stderr(), f"parafd {a.pid}")
+        problems += valgrind_problems(a)
     if problems:
         pytest.fail("; ".join(problems))
 
@@ -1433,7 +1644,8 @@ def run_paraf(paraf_bin):
     the agent's environment (private HOME/XDG dirs, SOFTHSM2_CONF) plus `env`. Pass
     agent=None to run without --socket."""
     def run(agent, *args, input=None, timeout=60, env=None, cwd=None):
-        e = dict(agent.env) if agent is not None else {"PATH": os.environ.get("PATH", "")}
+        e = dict(agent.env) if agent is not None else {"PATH": os.environ.get("PATH", ""),
+            **tool_env()}
         e.update(env or {})
         argv = [str(paraf_bin)] + (["--socket", agent.socket] if agent is not None else [])
         argv += [str(a) for a in args]
@@ -1654,9 +1866,14 @@ def owner_agent_factory(parafd_bin, shared_tmp, auditd_factory):
         return a
 
     yield start
+    problems = []
     for a in agents:
         died = a.proc.poll()
         a.stop()
         print(f"--- {a!r} argv {a.argv} exit {a.proc.returncode} (died early: {died}), "
             f"stderr: ---")
         print(a.stderr())
+        problems += sanitizer_stderr_problems(a.stderr(), f"parafd {a.pid}")
+        problems += valgrind_problems(a)
+    if problems:
+        pytest.fail("; ".join(problems))

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -173,6 +174,131 @@ test_ecdsa(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* A batch gives, document by document, the very bytes ag_cms_new() + ag_cms_finish() give for
+ * the same time, digest and signature, and OpenSSL verifies each against its content; among
+ * the digests one equal to the certificate's own hash (which signing-certificate-v2 holds). */
+static void
+batch_matches(EVP_PKEY *k, const EVP_MD *md, enum ag_pad pad, enum ag_cms_profile profile)
+{
+	X509 *x = self_signed(k);
+	X509_STORE *store = X509_STORE_new();
+	struct ag_cms_batch *b = NULL;
+	time_t now = time(NULL);
+	unsigned char *cert_der = NULL;
+	int cert_len = i2d_X509(x, &cert_der);
+
+	X509_STORE_add_cert(store, x);
+	assert_int_equal(ag_cms_batch_new(x, md, pad, profile, now, &b), 0);
+	for (int i = 0; i < 24; i++) {
+		char doc[64];
+		uint8_t digest[64], tbs1[64], tbs2[64], sig[1024], *der1 = NULL, *der2 = NULL;
+		unsigned int dlen;
+		size_t n1, n2, sig_len, len1, len2;
+		struct ag_cms *c = NULL;
+		const unsigned char *p;
+		CMS_ContentInfo *cms;
+		BIO *content;
+
+		snprintf(doc, sizeof(doc), "Surat nomor %d\n", i);
+		if (i == 0) /* the certificate itself as the document */
+			assert_true(EVP_Digest(cert_der, (size_t)cert_len, digest, &dlen, md, NULL));
+		else
+			assert_true(EVP_Digest(doc, strlen(doc), digest, &dlen, md, NULL));
+		assert_int_equal(ag_cms_batch_tbs(b, digest, dlen, tbs1, &n1), 0);
+		assert_int_equal(ag_cms_new(x, md, pad, profile, digest, dlen, now, &c, tbs2, &n2), 0);
+		assert_int_equal(n1, n2);
+		assert_memory_equal(tbs1, tbs2, n1);
+		sig_len = token_sign(k, md, pad, tbs1, n1, sig);
+		assert_int_equal(ag_cms_batch_finish(b, digest, dlen, sig, sig_len, &der1, &len1), 0);
+		assert_int_equal(ag_cms_finish(c, sig, sig_len, &der2, &len2), 0);
+		ag_cms_free(c);
+		assert_int_equal(len1, len2);
+		assert_memory_equal(der1, der2, len1);
+		p = der1;
+		cms = d2i_CMS_ContentInfo(NULL, &p, (long)len1);
+		assert_non_null(cms);
+		if (i == 0)
+			content = BIO_new_mem_buf(cert_der, cert_len);
+		else
+			content = BIO_new_mem_buf(doc, (int)strlen(doc));
+		if (CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY) != 1)
+			fail_msg("CMS_verify refused document %d of a batch", i);
+		BIO_free(content);
+		CMS_ContentInfo_free(cms);
+		free(der1);
+		free(der2);
+	}
+	/* A digest of the wrong length is refused. */
+	{
+		uint8_t d[16] = { 0 }, tbs[64], *der;
+		size_t n, len;
+		assert_true(ag_cms_batch_tbs(b, d, sizeof(d), tbs, &n) < 0);
+		assert_true(ag_cms_batch_finish(b, d, sizeof(d), d, sizeof(d), &der, &len) < 0);
+	}
+	ag_cms_batch_free(b);
+	OPENSSL_free(cert_der);
+	X509_STORE_free(store);
+	X509_free(x);
+}
+
+static void
+test_batch(void **state)
+{
+	EVP_PKEY *ec = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(2048);
+	struct ag_cms_batch *b = NULL;
+	X509 *x = self_signed(ec);
+
+	batch_matches(ec, EVP_sha256(), AG_PAD_PKCS1, AG_CMS_CADES);
+	batch_matches(ec, EVP_sha384(), AG_PAD_PKCS1, AG_CMS_PADES);
+	batch_matches(rsa, EVP_sha256(), AG_PAD_PKCS1, AG_CMS_CADES);
+	batch_matches(rsa, EVP_sha512(), AG_PAD_PSS, AG_CMS_PADES);
+	/* PSS with an EC key. */
+	assert_true(ag_cms_batch_new(x, EVP_sha256(), AG_PAD_PSS, AG_CMS_CADES, 0, &b) < 0);
+	X509_free(x);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+}
+
+/* r || s to DER by hand gives what OpenSSL's i2d_ECDSA_SIG gives: leading zeros dropped, a
+ * zero put before a high bit, P-256 to P-521 sizes (the long form of the length past 127). */
+static void
+test_ecdsa_der(void **state)
+{
+	static const size_t sizes[] = { 64, 96, 132 };
+	uint8_t sig[132];
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k];
+
+		for (int i = 0; i < 200; i++) {
+			ECDSA_SIG *es = ECDSA_SIG_new();
+			unsigned char *ref = NULL;
+			uint8_t *der = NULL;
+			size_t len = 0;
+			int ref_len;
+
+			for (size_t j = 0; j < n; j++)
+				sig[j] = (uint8_t)rand();
+			switch (i % 5) {
+			case 1: memset(sig, 0, 3); break;                  /* r with leading zeros */
+			case 2: sig[0] = 0xff; sig[n / 2] = 0x80; break;   /* both high bits */
+			case 3: memset(sig, 0, n / 2 - 1); break;          /* r of one byte */
+			case 4: memset(sig, 0xff, n); break;               /* the longest */
+			}
+			assert_true(ECDSA_SIG_set0(es, BN_bin2bn(sig, (int)(n / 2), NULL),
+				BN_bin2bn(sig + n / 2, (int)(n / 2), NULL)));
+			ref_len = i2d_ECDSA_SIG(es, &ref);
+			assert_true(ref_len > 0);
+			assert_int_equal(ag_ecdsa_sig_to_der(sig, n, &der, &len), 0);
+			assert_int_equal(len, (size_t)ref_len);
+			assert_memory_equal(der, ref, len);
+			free(der);
+			OPENSSL_free(ref);
+			ECDSA_SIG_free(es);
+		}
+	}
+}
+
 static void
 test_refusals(void **state)
 {
@@ -249,6 +375,8 @@ main(void)
 		cmocka_unit_test(test_rsa_pss),
 		cmocka_unit_test(test_ecdsa),
 		cmocka_unit_test(test_pades_profile),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_ecdsa_der),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_cert_describe),
 		cmocka_unit_test(test_base64),

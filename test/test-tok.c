@@ -144,6 +144,46 @@ test_list_roundtrip(void **state)
 	pf_buf_release(&b);
 }
 
+/* TOK_MSG_WATCH: the force flag, and "unchanged" (no list) or "changed" with the tokens. */
+static void
+test_watch_roundtrip(void **state)
+{
+	struct tok_token t = { "0123456789abcdef", "label", "serial", "maker", "model", "mod.so",
+		"slot", TOK_PIN_INITIALIZED };
+	struct tok_list l = { TOK_OK, &t, 1, NULL, 0 }, got = {};
+	struct pf_buf b;
+	uint32_t v = 7;
+
+	pf_buf_init(&b);
+	tok_watch_req_encode(&b, 1);
+	assert_int_equal(tok_watch_req_decode(b.data, b.len, &v), 0);
+	assert_int_equal(v, 1);
+	b.len = 0;
+	pf_buf_put_u32(&b, 2); /* force is 0 or 1 */
+	assert_true(tok_watch_req_decode(b.data, b.len, &v) < 0);
+
+	b.len = 0;
+	tok_watch_reply_encode(&b, 0, NULL);
+	assert_int_equal(tok_watch_reply_decode(b.data, b.len, &v, &got), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(got.n_tokens, 0);
+	pf_buf_put_u32(&b, 0); /* "unchanged" carries nothing more */
+	assert_true(tok_watch_reply_decode(b.data, b.len, &v, &got) < 0);
+
+	b.len = 0;
+	tok_watch_reply_encode(&b, 1, &l);
+	assert_int_equal(tok_watch_reply_decode(b.data, b.len, &v, &got), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(got.n_tokens, 1);
+	assert_string_equal(got.tokens[0].id, "0123456789abcdef");
+	tok_list_release(&got);
+	for (size_t n = 0; n < b.len; n++)
+		assert_true(tok_watch_reply_decode(b.data, n, &v, &got) < 0);
+	b.data[3] = 2; /* changed is 0 or 1 */
+	assert_true(tok_watch_reply_decode(b.data, b.len, &v, &got) < 0);
+	pf_buf_release(&b);
+}
+
 static void
 test_frame_over_socket(void **state)
 {
@@ -488,6 +528,7 @@ main(void)
 		cmocka_unit_test(test_sign_roundtrip),
 		cmocka_unit_test(test_sign_count_cap),
 		cmocka_unit_test(test_list_roundtrip),
+		cmocka_unit_test(test_watch_roundtrip),
 		cmocka_unit_test(test_frame_over_socket),
 		cmocka_unit_test(test_admin_req_roundtrip),
 		cmocka_unit_test(test_admin_req_refusals),

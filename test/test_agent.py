@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 DIGEST_ALGS = ("sha256", "sha384", "sha512")
 KEY_CASES = [("rsa", "pkcs1"), ("rsa", "pss"), ("ec", None)]
 KEY_IDS = ["rsa-pkcs1", "rsa-pss", "ecdsa-p256"]
-METHODS = ("rpc.discover", "agent.status", "tokens.list", "certificates.list", "sign")
+METHODS = ("rpc.discover", "agent.status", "tokens.list", "certificates.list", "events.subscribe",
+    "sign")
 AG_REQUEST_MAX = 1048576
 AG_JSON_DEPTH_MAX = 16
 AG_DOCUMENTS_MAX = 500

@@ -11,13 +11,55 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdbool.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pf-util.h"
 #include "tok.h"
 
 #define HELPER_MODULES_MAX 64
+#define HELPER_REFRESH_MIN_MS 1000 /* a context is re-made at most this often */
+
+/* The modules and their context. Some modules (SoftHSM) fix their slot list at C_Initialize
+ * and never show a token that arrives later; so when an enumeration finds no token at all,
+ * the context is made afresh (C_Finalize, C_Initialize) and the slots enumerated again, at
+ * most once per HELPER_REFRESH_MIN_MS. With no token present nothing is lost by it. */
+struct helper {
+	char **modules;
+	size_t n_modules;
+	struct tok_ctx *ctx;
+	uint64_t ctx_ms; /* when ctx was made, CLOCK_MONOTONIC */
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void
+helper_ctx_make(struct helper *h)
+{
+	h->ctx = tok_ctx_free(h->ctx);
+	if (tok_ctx_new(h->modules, h->n_modules, &h->ctx) < 0)
+		h->ctx = NULL;
+	h->ctx_ms = now_ms();
+}
+
+/* After an enumeration that found nothing: may the context be re-made for another look? */
+static bool
+helper_refresh_empty(struct helper *h, const struct tok_list *l)
+{
+	if (!h->ctx || l->err != TOK_OK || l->n_tokens || now_ms() - h->ctx_ms < HELPER_REFRESH_MIN_MS)
+		return false;
+	helper_ctx_make(h);
+	return h->ctx != NULL;
+}
 
 static int
 send_frame(int fd, struct pf_buf *b)
@@ -30,17 +72,22 @@ send_frame(int fd, struct pf_buf *b)
 }
 
 static int
-handle_list(int fd, struct tok_ctx *ctx)
+handle_list(int fd, struct helper *h)
 {
 	struct tok_list l = {};
 	struct pf_buf out;
 	int r;
 
 	pf_buf_init(&out);
-	if (!ctx)
+	if (!h->ctx)
 		l.err = TOK_ERR_MODULE;
-	else if (tok_ctx_list(ctx, &l) < 0)
+	else if (tok_ctx_list(h->ctx, &l) < 0)
 		l.err = TOK_ERR_INTERNAL;
+	if (helper_refresh_empty(h, &l)) {
+		tok_list_release(&l);
+		if (tok_ctx_list(h->ctx, &l) < 0)
+			l.err = TOK_ERR_INTERNAL;
+	}
 	tok_frame_begin(&out, TOK_MSG_LIST_REPLY);
 	tok_list_encode(&out, &l);
 	r = send_frame(fd, &out);
@@ -73,6 +120,36 @@ handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in)
 	tok_sign_reply_encode(&out, &rep);
 	r = send_frame(fd, &out);
 	tok_sign_reply_release(&rep);
+	pf_buf_release(&out);
+	return r;
+}
+
+/* The light look of the hotplug watch (TOK_MSG_WATCH): no sessions, no certificates. */
+static int
+handle_watch(int fd, struct helper *h, const struct pf_buf *in)
+{
+	struct tok_list l = {};
+	struct pf_buf out;
+	uint32_t force = 0;
+	int changed = 1, r;
+
+	if (tok_watch_req_decode(in->data, in->len, &force) < 0)
+		return -EBADMSG;
+	if (!h->ctx)
+		l.err = TOK_ERR_MODULE;
+	else if (tok_ctx_watch(h->ctx, (int)force, &changed, &l) < 0)
+		l.err = TOK_ERR_INTERNAL, changed = 1;
+	if (changed && helper_refresh_empty(h, &l)) {
+		/* a fresh context's first look enumerates whatever its slot events say */
+		tok_list_release(&l);
+		if (tok_ctx_watch(h->ctx, 1, &changed, &l) < 0)
+			l.err = TOK_ERR_INTERNAL, changed = 1;
+	}
+	pf_buf_init(&out);
+	tok_frame_begin(&out, TOK_MSG_WATCH_REPLY);
+	tok_watch_reply_encode(&out, (uint32_t)changed, &l);
+	r = send_frame(fd, &out);
+	tok_list_release(&l);
 	pf_buf_release(&out);
 	return r;
 }
@@ -127,7 +204,7 @@ main(int argc, char **argv)
 {
 	char *modules[HELPER_MODULES_MAX];
 	size_t n_modules = 0;
-	struct tok_ctx *ctx = NULL;
+	struct helper h = { .modules = modules };
 	struct pf_buf in;
 	struct rlimit no_core = { 0, 0 };
 	int fd = -1, i, r;
@@ -158,11 +235,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	r = tok_ctx_new(modules, n_modules, &ctx);
-	if (r < 0) {
+	h.n_modules = n_modules;
+	helper_ctx_make(&h);
+	if (!h.ctx) {
 		fprintf(stderr, "paraf-token-helper: no PKCS#11 module could be loaded%s\n",
 			n_modules ? " from the given paths" : " from the p11-kit registry");
-		ctx = NULL; /* every request will say so */
 	}
 
 	pf_buf_init(&in);
@@ -173,19 +250,26 @@ main(int argc, char **argv)
 		r = tok_frame_read(fd, &in, &type);
 		if (r < 0)
 			break; /* parafd went away, or spoke nonsense: either way, stop */
+		/* A module that failed to initialise (a fault, a reader service not up yet) is
+		 * tried again for every request, so clearing the fault needs no new helper. */
+		if (!h.ctx)
+			helper_ctx_make(&h);
 		if (type == TOK_MSG_LIST)
-			r = handle_list(fd, ctx);
+			r = handle_list(fd, &h);
 		else if (type == TOK_MSG_SIGN)
-			r = handle_sign(fd, ctx, &in);
+			r = handle_sign(fd, h.ctx, &in);
+		else if (type == TOK_MSG_WATCH)
+			r = handle_watch(fd, &h, &in);
 		else if (is_admin_type(type))
-			r = handle_admin(fd, ctx, type, &in);
+			r = handle_admin(fd, h.ctx, type, &in);
 		else
 			r = -EBADMSG;
-		explicit_bzero(in.data, in.len);
+		if (in.data) /* NULL after an empty frame: explicit_bzero's argument is nonnull */
+			explicit_bzero(in.data, in.len);
 		if (r < 0)
 			break;
 	}
 	pf_buf_release(&in);
-	tok_ctx_free(ctx);
+	tok_ctx_free(h.ctx);
 	return r == -EPIPE ? 0 : 1;
 }
