@@ -28,6 +28,7 @@
 struct tok_module {
 	CK_FUNCTION_LIST *f;
 	char *name;
+	bool initialized; /* our C_Initialize succeeded: C_Finalize at the end */
 };
 
 struct tok_ctx {
@@ -54,16 +55,15 @@ tok_ctx_free(struct tok_ctx *c)
 
 	if (!c)
 		return NULL;
-	if (c->registry) {
-		p11_kit_modules_finalize_and_release(c->registry);
-	} else {
-		for (i = 0; i < c->n_mods; i++) {
-			p11_kit_module_finalize(c->mods[i].f);
+	for (i = 0; i < c->n_mods; i++) {
+		if (c->mods[i].initialized)
+			(void)c->mods[i].f->C_Finalize(NULL);
+		if (!c->registry)
 			p11_kit_module_release(c->mods[i].f);
-		}
-	}
-	for (i = 0; i < c->n_mods; i++)
 		free(c->mods[i].name);
+	}
+	if (c->registry)
+		p11_kit_modules_release(c->registry);
 	free(c->mods);
 	free(c);
 	return NULL;
@@ -77,7 +77,7 @@ base_name(const char *path)
 }
 
 static int
-ctx_add(struct tok_ctx *c, CK_FUNCTION_LIST *f, const char *path)
+ctx_add(struct tok_ctx *c, CK_FUNCTION_LIST *f, const char *path, bool initialized)
 {
 	struct tok_module *m = realloc(c->mods, (c->n_mods + 1) * sizeof(*m));
 
@@ -85,6 +85,7 @@ ctx_add(struct tok_ctx *c, CK_FUNCTION_LIST *f, const char *path)
 		return -ENOMEM;
 	c->mods = m;
 	m[c->n_mods].f = f;
+	m[c->n_mods].initialized = initialized;
 	m[c->n_mods].name = strdup(path ? base_name(path) : "unknown");
 	if (!m[c->n_mods].name)
 		return -ENOMEM;
@@ -100,43 +101,63 @@ is_trust_module(CK_FUNCTION_LIST *f)
 	return v && (streq(v, "yes") || streq(v, "true"));
 }
 
+/* The helper is single-threaded: modules are loaded unmanaged and initialised with NULL
+ * arguments, i.e. without locking. p11-kit's managed initialisation asks for OS locking, and
+ * OpenSC 0.23 then deadlocks on its own card mutex in C_GetTokenInfo after a card it was logged
+ * in to is removed or swapped (reproduced without paraf; test/test_opensc.py). */
+static int
+ctx_init(CK_FUNCTION_LIST *f)
+{
+	CK_RV rv = f->C_Initialize(NULL);
+
+	return rv == CKR_OK ? 1 : rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? 0 : -EIO;
+}
+
 int
 tok_ctx_new(char *const *modules, size_t n_modules, struct tok_ctx **ret)
 {
 	struct tok_ctx *c = calloc(1, sizeof(*c));
 	size_t i;
-	int r;
+	int r, init;
 
 	if (!c)
 		return -ENOMEM;
 	if (n_modules) {
 		for (i = 0; i < n_modules; i++) {
-			CK_FUNCTION_LIST *f = p11_kit_module_load(modules[i], 0);
+			CK_FUNCTION_LIST *f = p11_kit_module_load(modules[i],
+				P11_KIT_MODULE_UNMANAGED);
 			if (!f)
 				continue;
-			if (p11_kit_module_initialize(f) != CKR_OK) {
+			init = ctx_init(f);
+			if (init < 0) {
 				p11_kit_module_release(f);
 				continue;
 			}
-			r = ctx_add(c, f, modules[i]);
+			r = ctx_add(c, f, modules[i], init);
 			if (r < 0) {
-				p11_kit_module_finalize(f);
+				if (init)
+					(void)f->C_Finalize(NULL);
 				p11_kit_module_release(f);
 				tok_ctx_free(c);
 				return r;
 			}
 		}
 	} else {
-		c->registry = p11_kit_modules_load_and_initialize(0);
+		c->registry = p11_kit_modules_load(NULL, P11_KIT_MODULE_UNMANAGED);
 		for (i = 0; c->registry && c->registry[i]; i++) {
 			_cleanup_free_ char *path = NULL;
 
 			/* The trust store module holds CA anchors, not anyone's keys. */
 			if (is_trust_module(c->registry[i]))
 				continue;
+			init = ctx_init(c->registry[i]);
+			if (init < 0)
+				continue;
 			path = p11_kit_module_get_filename(c->registry[i]);
-			r = ctx_add(c, c->registry[i], path);
+			r = ctx_add(c, c->registry[i], path, init);
 			if (r < 0) {
+				if (init)
+					(void)c->registry[i]->C_Finalize(NULL);
 				tok_ctx_free(c);
 				return r;
 			}

@@ -61,6 +61,11 @@ MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 1 << 18
 PR_SET_PDEATHSIG = 1
 
 
+def _die_with_parent():
+    """preexec_fn: SIGTERM when the test process goes away (it survives nsenter's exec)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class Unavailable(Exception):
     """The virtual card cannot be set up here; str() says why."""
 
@@ -253,7 +258,8 @@ class VirtualCard:
             with open(self.pcscd_log, "wb") as log:
                 self.pcscd = subprocess.Popen(self.prefix(net=True) + [PCSCD, "--foreground",
                     "-c", str(self.conf_dir)], stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True)
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=_die_with_parent)
             sock = Path(f"/proc/{self.holder.pid}/root/run/pcscd/pcscd.comm")
             self._wait(lambda: sock.exists(), timeout, "pcscd's socket")
             with open(self.emu_log, "wb") as log:
@@ -261,7 +267,7 @@ class VirtualCard:
                     "--port", str(self.port), "--cards", str(self.dir / "cards.json"),
                     "--control", str(self.control_path), "--log", str(self.apdu_log)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    start_new_session=True, preexec_fn=_die_with_parent)
             self._wait(lambda: self.control_path.exists(), timeout, "the card's control socket")
             self.wait_present(True, timeout)
         except BaseException:
