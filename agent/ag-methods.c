@@ -150,6 +150,13 @@ policy_status(struct ag_server *srv, json_object *o)
 		ag_audit_mode_to_string(srv->cfg.audit_mode)));
 	/* R1: where logind is absent, say so: the policy's without_logind applies. */
 	json_object_object_add(o, "logind", json_object_new_boolean(ag_logind_present()));
+	/* How this agent runs as a service (doc/service.md). */
+	json_object_object_add(o, "mode", json_object_new_string(srv->cfg.system_mode ? "system"
+		: "user"));
+	json_object_object_add(o, "exit_idle", json_object_new_int64(srv->on_idle
+		? (int64_t)srv->cfg.exit_idle : 0));
+	json_object_object_add(o, "hotplug_interval", json_object_new_int64(
+		(int64_t)srv->cfg.hotplug_interval));
 	ag_policy_free(ap);
 }
 
@@ -452,7 +459,7 @@ const struct ag_method ag_methods[] = {
 		"the OpenRPC document", no_errors, rpc_discover },
 	{ "agent.status", NULL, 0, "the agent's version, uptime and tokens",
 		"{version, uptime_seconds, pid, tokens_present, tokens, helper, clients, policy, "
-		"pin_parameter_types, pinentry, logind}",
+		"pin_parameter_types, pinentry, audit, logind, mode, exit_idle, hotplug_interval}",
 		no_errors, agent_status },
 	{ "tokens.list", NULL, 0, "the tokens present in any slot of any module",
 		"{tokens: [{id, label, serial, manufacturer, model, present, module, slot, pin_status}]}",

@@ -443,7 +443,9 @@ def test_exit_idle_loses_no_connection(agent_factory, tmp_path_factory):
     listening socket, which parafd leaves to its activator, and is answered by the next
     instance; three times over."""
     agent, act = activated_agent(agent_factory, tmp_path_factory, extra_args=["--exit-idle", "1"])
-    pids = [call_once(act.socket, "agent.status")["result"]["pid"]]
+    first = call_once(act.socket, "agent.status")["result"]
+    assert first["exit_idle"] == 1 and first["mode"] == "user", first
+    pids = [first["pid"]]
     during = 0
     for k in range(1, 4):
         deadline = time.monotonic() + 15
@@ -467,7 +469,9 @@ def test_exit_idle_needs_a_socket_from_systemd(agent_factory):
     option is ignored, with a warning."""
     agent = agent_factory(extra_args=["--exit-idle", "1"])
     time.sleep(2.5)
-    assert agent.alive() and "result" in agent.call("agent.status")
+    assert agent.alive()
+    st = agent.result("agent.status")
+    assert st["exit_idle"] == 0 and st["mode"] == "user", st
     assert "exit_idle applies to a socket passed by systemd only; ignored" in agent.stderr()
 
 
@@ -535,7 +539,8 @@ def test_R1_R2_system_mode(ca, system_setup, agent_factory, tmp_path_factory, tm
     sys_ec, person, sys_rsa, creds = system_setup
     agent, act = system_agent(agent_factory, tmp_path_factory, creds)
     c = agent.client()
-    assert "result" in c.call("agent.status")
+    st = c.call("agent.status")["result"]
+    assert st["mode"] == "system", st
     assert "system mode: serving electronic-system certificates" in agent.stderr()
     r = c.call("sign", sign_request(sys_ec))
     assert "result" in r, r
