@@ -37,7 +37,7 @@ SAN_CC ?= clang
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1:check_initialization_order=1 \
 	UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$(abspath test/sanitizers/lsan.supp):print_suppressions=0
-VALGRIND_TESTS ?= test/test_agent.py test/test_policy.py
+VALGRIND_TESTS ?= test/test_agent.py test/test_policy.py test/test_faults.py test/test_hotplug.py
 
 $(SAN_BUILD)/build.ninja:
 	CC=$(SAN_CC) meson setup $(SAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \

@@ -207,7 +207,7 @@ main(int argc, char **argv)
 	_cleanup_free_ char *policy_dir = NULL, *pinentry = NULL, *audit_socket = NULL;
 	struct ag_audit_options audit = { .program = "parafd" };
 	struct ag_policy *policy = NULL;
-	char **modules = NULL;
+	_cleanup_free_ char **modules = NULL; /* freed on every return, the early ones too */
 	size_t n_modules = 0;
 	struct rlimit no_core = { 0, 0 };
 	char errbuf[512];
@@ -492,6 +492,5 @@ out:
 	sd_event_unref(event);
 	ag_audit_shutdown();
 	ag_config_release(&cfg);
-	free(modules);
 	return ret;
 }

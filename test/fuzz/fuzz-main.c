@@ -96,7 +96,8 @@ main(int argc, char **argv)
 			}
 		}
 		closedir(d);
-		qsort(names, n, sizeof(*names), name_cmp);
+		if (n > 1) /* names is NULL in an empty directory: qsort's argument is nonnull */
+			qsort(names, n, sizeof(*names), name_cmp);
 		for (size_t k = 0; k < n; k++) {
 			failed |= run_file(names[k]) < 0;
 			ran++;
