@@ -1210,9 +1210,6 @@ NOT_UNDER_SANITIZERS = {
         "space (the run is killed for want of memory)",
     "test_pin_hygiene.py::test_pin_page_locked_and_not_dumped": "ASan marks mappings of its "
         "own MADV_DONTDUMP, which the test would take for the PIN's page",
-    "test_abuse.py::test_clients_stopping_mid_message": "timing: under ASan parafd drains the "
-        "flood of 1,000 dropped connections more slowly than the test's agent.status probe "
-        "retries, and the probe is refused with too-many-clients",
 }
 NOT_UNDER_VALGRIND = {
 }
