@@ -733,23 +733,9 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 	preq.usage = (enum pol_usage)p->usage;
 	preq.n_documents = p->n_documents;
 	preq.pin_parameter = p->pin != NULL;
+	preq.system_agent = call->srv->cfg.system_mode; /* R1: type-not-served */
 	pol_decide(&st->policy->pol, &preq, &st->facts, &peer, &session, now, &st->verdict);
 	st->decided = true;
-	/* R1, R2: a system-mode agent serves other accounts without a PIN dialog; individual and
-	 * jabatan certificates need their owner's own session, agent and dialog. Whatever the
-	 * policy said, they are refused here (peer is this request's SO_PEERCRED). */
-	if (call->srv->cfg.system_mode &&
-	    (st->verdict.type == POL_TYPE_INDIVIDUAL || st->verdict.type == POL_TYPE_JABATAN)) {
-		struct ag_error e = {};
-
-		ag_error_set(&e, AG_ERR_TYPE_NOT_SERVED, "certificate",
-			"this is a certificate of type %s: the system agent serves electronic-system "
-			"certificates only; its owner signs with it through their own agent and PIN "
-			"dialog", pol_type_to_string(st->verdict.type));
-		st->verdict.allow = false; /* the record says deny, with this rule */
-		finish_error(st, &e);
-		return;
-	}
 	if (!st->verdict.allow) {
 		struct ag_error e = {};
 

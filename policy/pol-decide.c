@@ -155,6 +155,15 @@ pol_decide(const struct pol_policy *p, const struct pol_request *req,
 			"the certificate has no type: it is neither registered nor carries a known policy");
 		return;
 	}
+	/* R1, R2: the system agent serves services, with PINs from credentials and no dialog;
+	 * individual and jabatan certificates need their owner's own session, agent and dialog. */
+	if (req->system_agent && type != POL_TYPE_SYSTEM) {
+		deny(ret, "R1", "type-not-served",
+			"this is a certificate of type %s: the system agent serves electronic-system "
+			"certificates only; its owner signs with it through their own agent and PIN "
+			"dialog", pol_type_to_string(type));
+		return;
+	}
 	/* R1: only the owner's own account, and only a registered owner. */
 	if (!owner) {
 		deny(ret, "R1", "unregistered", "the certificate has no registered owner");

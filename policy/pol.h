@@ -209,6 +209,8 @@ struct pol_request {
 	enum pol_usage usage;
 	size_t n_documents;
 	bool pin_parameter; /* the PIN came in the request */
+	bool system_agent;  /* asked of the system-mode agent (parafd --system), which serves
+			       other accounts' services without a PIN dialog */
 };
 
 struct pol_verdict {

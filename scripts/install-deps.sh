@@ -14,7 +14,7 @@ poppler-utils libnss3-tools zbar-tools
 chromium
 libusb-1.0-0-dev pcscd vsmartcard-vpcd libpcsclite-dev
 libccid usb.ids
-clang libclang-rt-14-dev valgrind
+clang libclang-rt-14-dev valgrind gdb openssh-client
 "
 
 missing=""

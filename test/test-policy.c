@@ -155,6 +155,21 @@ r1_root_refused(void **state)
 }
 
 static void
+r1_system_agent_serves_system_only(void **state)
+{
+	struct fixture *f = *state;
+
+	/* The system agent has no dialog and serves other accounts' services: an individual
+	 * certificate, even its own owner's, is refused there; a system one is served. */
+	f->req.system_agent = true;
+	REFUSED(f, "R1", "type-not-served");
+	memcpy(f->c.id, SYS_ID, 65);
+	ALLOWED(f);
+	f->req.system_agent = false;
+	ALLOWED(f);
+}
+
+static void
 r1_root_owner_needs_policy(void **state)
 {
 	struct fixture *f = *state;
@@ -889,6 +904,7 @@ main(void)
 		T("/policy/R1/other-uid-refused", r1_other_uid_refused),
 		T("/policy/R1/root-refused", r1_root_refused),
 		T("/policy/R1/root-owner-needs-policy", r1_root_owner_needs_policy),
+		T("/policy/R1/system-agent-serves-system-only", r1_system_agent_serves_system_only),
 		T("/policy/R1/unregistered-owner-refused", r1_unregistered_owner_refused),
 		T("/policy/R1/unknown-account-refused", r1_unknown_account_refused),
 		T("/policy/R1/remote-session-refused", r1_remote_session_refused),

@@ -326,7 +326,9 @@ def test_ptrace_refused_for_the_same_account(ca, token, agent_factory):
     for pid in (agent.pid, helper):
         assert same[str(pid)] == os.strerror(1), f"attach to {pid}: {same[str(pid)]}"
         assert same[str(pid) + "_mem"] in (os.strerror(1), os.strerror(13)), same
-    if gdb := shutil.which("gdb"):
+    gdb = shutil.which("gdb")
+    assert gdb, "gdb is missing: scripts/install-deps.sh installs it"
+    if gdb:
         argv = [gdb, "-nx", "-batch", "-p", str(agent.pid), "-ex", "detach"]
         if IS_ROOT:
             argv = ["setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace",

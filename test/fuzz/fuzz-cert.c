@@ -96,7 +96,7 @@ decide(struct pol_cert_facts *f, bool registered)
 
 		FUZZ_CHECK(in_cert || why);
 		for (size_t s = 0; s < sizeof(sessions) / sizeof(sessions[0]); s++) {
-			struct pol_request req = { (enum pol_usage)u, 1 + s, s == 2 };
+			struct pol_request req = { (enum pol_usage)u, 1 + s, s == 2, s == 1 };
 			struct pol_verdict v;
 
 			pol_decide(&policy, &req, f, &peer, &sessions[s], FUZZ_NOW, &v);
@@ -112,6 +112,8 @@ decide(struct pol_cert_facts *f, bool registered)
 			FUZZ_CHECK(f->trusted);
 			FUZZ_CHECK(f->revocation != POL_REV_REVOKED);
 			FUZZ_CHECK(!f->is_ca);
+			/* R1: the system agent serves system certificates only. */
+			FUZZ_CHECK(!req.system_agent || v.type == POL_TYPE_SYSTEM);
 		}
 	}
 }
