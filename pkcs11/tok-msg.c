@@ -211,26 +211,35 @@ fail:
 }
 
 void
+tok_token_release(struct tok_token *t)
+{
+	free(t->id);
+	free(t->label);
+	free(t->serial);
+	free(t->manufacturer);
+	free(t->model);
+	free(t->module);
+	free(t->slot);
+}
+
+void
+tok_cert_release(struct tok_cert *c)
+{
+	free(c->token_id);
+	free(c->label);
+	blob_release(&c->ck_id);
+	blob_release(&c->der);
+}
+
+void
 tok_list_release(struct tok_list *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->n_tokens; i++) {
-		struct tok_token *t = &l->tokens[i];
-		free(t->id);
-		free(t->label);
-		free(t->serial);
-		free(t->manufacturer);
-		free(t->model);
-		free(t->module);
-		free(t->slot);
-	}
-	for (i = 0; i < l->n_certs; i++) {
-		free(l->certs[i].token_id);
-		free(l->certs[i].label);
-		blob_release(&l->certs[i].ck_id);
-		blob_release(&l->certs[i].der);
-	}
+	for (i = 0; i < l->n_tokens; i++)
+		tok_token_release(&l->tokens[i]);
+	for (i = 0; i < l->n_certs; i++)
+		tok_cert_release(&l->certs[i]);
 	free(l->tokens);
 	free(l->certs);
 	memset(l, 0, sizeof(*l));

@@ -380,25 +380,9 @@ list_has_token(const struct tok_list *l, const char *id)
 static void
 list_drop_certs_from(struct tok_list *l, size_t from)
 {
-	for (size_t i = from; i < l->n_certs; i++) {
-		free(l->certs[i].token_id);
-		free(l->certs[i].label);
-		free(l->certs[i].ck_id.p);
-		free(l->certs[i].der.p);
-	}
+	for (size_t i = from; i < l->n_certs; i++)
+		tok_cert_release(&l->certs[i]);
 	l->n_certs = from;
-}
-
-static void
-token_release(struct tok_token *t)
-{
-	free(t->slot);
-	free(t->id);
-	free(t->label);
-	free(t->serial);
-	free(t->manufacturer);
-	free(t->model);
-	free(t->module);
 }
 
 /* The tokens present (with their certificates when with_certs). */
@@ -451,7 +435,7 @@ ctx_enumerate(struct tok_ctx *c, bool with_certs, struct tok_list *ret)
 				l.tokens = nt;
 			if (!nt || !t.id || !t.label || !t.serial || !t.manufacturer || !t.model ||
 			    !t.module || !t.slot) {
-				token_release(&t);
+				tok_token_release(&t);
 				tok_list_release(&l);
 				return -ENOMEM;
 			}
@@ -467,7 +451,7 @@ ctx_enumerate(struct tok_ctx *c, bool with_certs, struct tok_list *ret)
 			if (r == -ENODEV) {
 				/* Removed while we read it: not there, nor its certificates. */
 				list_drop_certs_from(&l, first_cert);
-				token_release(&l.tokens[--l.n_tokens]);
+				tok_token_release(&l.tokens[--l.n_tokens]);
 			}
 		}
 	}

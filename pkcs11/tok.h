@@ -235,6 +235,9 @@ int tok_write_all(int fd, const void *p, size_t n);
 void tok_list_encode(struct pf_buf *b, const struct tok_list *l);
 int tok_list_decode(const uint8_t *p, size_t n, struct tok_list *ret);
 void tok_list_release(struct tok_list *l);
+/* One entry's strings and blobs (not the entry itself). */
+void tok_token_release(struct tok_token *t);
+void tok_cert_release(struct tok_cert *c);
 
 void tok_watch_req_encode(struct pf_buf *b, uint32_t force);
 int tok_watch_req_decode(const uint8_t *p, size_t n, uint32_t *ret_force);
