@@ -19,6 +19,8 @@ struct ag_helper_op {
 	struct ag_helper_op *next;
 	struct pf_buf frame;
 	unsigned timeout_ms;
+	uint32_t part_type;
+	ag_helper_part_cb part; /* NULL: one answer, nothing before it */
 	ag_helper_cb cb;
 	void *data;
 };
@@ -152,28 +154,46 @@ helper_read(struct ag_helper *h)
 			return;
 		}
 		h->in.len += (size_t)n;
-		if (h->in.len < 8)
-			continue;
-		d = h->in.data;
-		flen = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
-		type = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7];
-		if (flen < 4 || flen > TOK_FRAME_MAX || !h->inflight ||
-		    h->in.len > 4 + (size_t)flen) {
-			/* Unasked-for, oversized or more than one answer: not our helper. */
-			helper_fail(h, -EBADMSG);
+		/* Every whole frame read: parts of the operation in flight, then its answer. */
+		while (h->in.len >= 8) {
+			struct ag_helper_op *op = h->head;
+			size_t whole;
+
+			d = h->in.data;
+			flen = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+			type = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7];
+			if (flen < 4 || flen > TOK_FRAME_MAX || !h->inflight) {
+				/* Unasked-for or oversized: not our helper. */
+				helper_fail(h, -EBADMSG);
+				return;
+			}
+			whole = 4 + (size_t)flen;
+			if (h->in.len < whole)
+				break;
+			if (op->part && type == op->part_type) {
+				if (op->part(d + 8, flen - 4, op->data) < 0) {
+					helper_fail(h, -EBADMSG);
+					return;
+				}
+				memmove(h->in.data, h->in.data + whole, h->in.len - whole);
+				h->in.len -= whole;
+				continue;
+			}
+			if (h->in.len > whole) {
+				/* More than one answer: not our helper. */
+				helper_fail(h, -EBADMSG);
+				return;
+			}
+			/* Detach the answer first: the callback may start the next operation, or a
+			 * new helper, which reuses h->in. */
+			msg = h->in;
+			pf_buf_init(&h->in);
+			op_complete(h, 0, type, msg.data + 8, flen - 4);
+			pf_buf_release(&msg);
+			if (h->head && !h->inflight)
+				helper_start(h);
 			return;
 		}
-		if (h->in.len < 4 + (size_t)flen)
-			continue;
-		/* Detach the answer first: the callback may start the next operation, or a new
-		 * helper, which reuses h->in. */
-		msg = h->in;
-		pf_buf_init(&h->in);
-		op_complete(h, 0, type, msg.data + 8, flen - 4);
-		pf_buf_release(&msg);
-		if (h->head && !h->inflight)
-			helper_start(h);
-		return;
 	}
 }
 
@@ -253,6 +273,13 @@ int
 ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms, ag_helper_cb cb,
 	void *data)
 {
+	return ag_helper_submit_parts(h, frame, timeout_ms, 0, NULL, cb, data);
+}
+
+int
+ag_helper_submit_parts(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
+	uint32_t part_type, ag_helper_part_cb part, ag_helper_cb cb, void *data)
+{
 	struct ag_helper_op *op = calloc(1, sizeof(*op));
 
 	if (!op) {
@@ -262,6 +289,8 @@ ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
 	op->frame = *frame;
 	pf_buf_init(frame);
 	op->timeout_ms = timeout_ms;
+	op->part_type = part_type;
+	op->part = part;
 	op->cb = cb;
 	op->data = data;
 	if (h->tail)

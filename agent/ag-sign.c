@@ -4,7 +4,9 @@
  *   list the tokens afresh -> find the certificate -> read the policy directory afresh ->
  *   gather the facts (chain, CRLs, peer, session) -> pol_decide() -> the PIN (the trusted
  *   dialog, or for the policy's listed types the request or a root-only credential) ->
- *   the token helper signs -> CMS assembly -> answer.
+ *   the token helper signs, sending the signatures in parts as the token makes them -> each
+ *   part's CMS assembled and its answer text written while the token makes the next -> the
+ *   audit record stored -> answer.
  *
  * Every request that reaches a decision writes exactly one audit record, allow or deny, and
  * a signature is answered only after that record is stored (ag_audit_commit(), R13).
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/printbuf.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -35,6 +38,8 @@
 #define AG_DIALOG_DOCS_SHOWN 8     /* documents listed by name in the dialog; the rest counted */
 #define AG_PIN_DELAY_MAX_SEC 60    /* the longest wait after repeated wrong PINs */
 #define AG_DEFAULT_PINENTRY "/usr/bin/pinentry"
+
+_Static_assert(AG_DOCUMENTS_MAX <= TOK_SIGN_MAX, "a sign request's documents fit one helper message");
 
 enum { FORMAT_CMS = 1, FORMAT_RAW = 2 };
 enum { PADDING_PKCS1 = 1, PADDING_PSS = 2 };
@@ -103,6 +108,9 @@ struct sign_state {
 	enum tok_mech mech;
 	const EVP_MD *md;
 	struct ag_cms_batch *cms; /* format cms: the documents' structures */
+	struct pf_buf *answer;    /* the signatures' JSON text, as the parts came (render_one) */
+	size_t n_done;            /* signatures in it */
+	bool assembly_failed;
 	struct pf_secret *pin;
 	struct ag_pinentry *dialog;
 	sd_event_source *delay;
@@ -113,6 +121,10 @@ static void
 state_free(struct sign_state *st)
 {
 	ag_cms_batch_free(st->cms);
+	if (st->answer) {
+		pf_buf_release(st->answer);
+		free(st->answer);
+	}
 	free(st->token_id);
 	free(st->ck_id.p);
 	X509_free(st->cert);
@@ -211,6 +223,106 @@ pin_failure(struct ag_server *srv, const char *cert_id, bool create)
 	return oldest;
 }
 
+/* Appends document i's entry of the answer, {"name":...,"cms" or "signature":"<base64>"}, to
+ * st->answer: assembled as the signature arrives from the token, while the token makes the next
+ * ones, and spliced into the answer unchanged (answer_serialize). */
+static int
+render_one(struct sign_state *st, size_t i, const struct tok_blob *sig)
+{
+	struct sign_params *p = st->p;
+	struct pf_buf *b = st->answer;
+	_cleanup_free_ uint8_t *der = NULL;
+	const uint8_t *bytes = sig->p;
+	size_t n = sig->n, der_len = 0;
+	json_object *name;
+	const char *q;
+	int r = 0;
+
+	if (p->format == FORMAT_CMS)
+		r = ag_cms_batch_finish(st->cms, p->documents[i].digest.p, p->documents[i].digest.n,
+			sig->p, sig->n, &der, &der_len);
+	else if (st->mech == TOK_MECH_ECDSA)
+		r = ag_ecdsa_sig_to_der(sig->p, sig->n, &der, &der_len);
+	if (r < 0)
+		return r;
+	if (der) {
+		bytes = der;
+		n = der_len;
+	}
+	/* json-c writes the name, whatever characters it has; base64 needs no escaping. */
+	name = json_object_new_string(p->documents[i].name);
+	q = name ? json_object_to_json_string_ext(name,
+			   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+		 : NULL;
+	if (!q) {
+		json_object_put(name);
+		return -ENOMEM;
+	}
+	if (i > 0)
+		pf_buf_put(b, ",", 1);
+	pf_buf_put(b, "{\"name\":", 8);
+	pf_buf_put(b, q, strlen(q));
+	json_object_put(name);
+	if (p->format == FORMAT_CMS)
+		pf_buf_put(b, ",\"cms\":\"", 8);
+	else
+		pf_buf_put(b, ",\"signature\":\"", 14);
+	if (pf_buf_reserve(b, (n + 2) / 3 * 4 + 2) < 0)
+		return pf_buf_status(b);
+	b->len += (size_t)EVP_EncodeBlock(b->data + b->len, bytes, (int)n);
+	pf_buf_put(b, "\"}", 2);
+	return pf_buf_status(b);
+}
+
+/* Signatures in order, each document's once: anything else is not our helper. A document
+ * that cannot be assembled fails the request at its end (nothing is answered in part). */
+static int
+take_signatures(struct sign_state *st, size_t first, const struct tok_blob *sigs, size_t n)
+{
+	if (first != st->n_done || n > st->p->n_documents - st->n_done)
+		return -EBADMSG;
+	for (size_t k = 0; k < n; k++)
+		if (!st->assembly_failed && render_one(st, st->n_done + k, &sigs[k]) < 0)
+			st->assembly_failed = true;
+	st->n_done += n;
+	return 0;
+}
+
+static int
+sign_part(const uint8_t *body, size_t len, void *data)
+{
+	struct sign_state *st = data;
+	struct tok_sign_reply part = {};
+	size_t first;
+	int r;
+
+	r = tok_sign_part_decode(body, len, &first, &part);
+	if (r < 0)
+		return r;
+	r = take_signatures(st, first, part.sigs, part.n_sigs);
+	tok_sign_reply_release(&part);
+	return r;
+}
+
+/* The "signatures" member of the answer: the text render_one wrote. */
+static int
+answer_serialize(json_object *o, struct printbuf *pb, int level, int flags)
+{
+	const struct pf_buf *b = json_object_get_userdata(o);
+
+	printbuf_memappend(pb, "[", 1);
+	printbuf_memappend(pb, (const char *)b->data, (int)b->len);
+	printbuf_memappend(pb, "]", 1);
+	return 0;
+}
+
+static void
+answer_free(json_object *o, void *userdata)
+{
+	pf_buf_release(userdata);
+	free(userdata);
+}
+
 static void
 sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 {
@@ -242,6 +354,7 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		pf->last_usec = now;
 	}
 	if (rep.err != TOK_OK) {
+		/* Whatever parts came before are void: nothing of this request is answered. */
 		ag_error_set(&err, ag_error_from_tok(rep.err), NULL, "%s%s%s",
 			tok_err_to_string(rep.err), rep.detail && *rep.detail ? ": " : "",
 			rep.detail ? rep.detail : "");
@@ -269,45 +382,33 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 	pf = pin_failure(call->srv, p->certificate, false);
 	if (pf)
 		memset(pf, 0, sizeof(*pf));
-	if (rep.n_sigs != p->n_documents) {
-		tok_sign_reply_release(&rep);
-		finish_msg(st, AG_ERR_INTERNAL, NULL, "the token helper returned too few signatures");
+	r = take_signatures(st, st->n_done, rep.sigs, rep.n_sigs);
+	tok_sign_reply_release(&rep);
+	if (r < 0 || st->n_done != p->n_documents) {
+		finish_msg(st, AG_ERR_INTERNAL, NULL,
+			r < 0 ? "the token helper returned too many signatures"
+			      : "the token helper returned too few signatures");
+		return;
+	}
+	if (st->assembly_failed) {
+		finish_msg(st, AG_ERR_INTERNAL, NULL,
+			pf_buf_status(st->answer) == -EMSGSIZE
+				? "the signatures would make an answer over the agent's output limit; "
+				  "sign fewer documents a request"
+				: "cannot assemble the signature");
 		return;
 	}
 	sigs = json_object_new_array();
-	for (size_t i = 0; i < rep.n_sigs; i++) {
-		json_object *j = json_object_new_object();
-		uint8_t *der = NULL;
-		size_t der_len = 0;
-		char *b64;
-
-		if (p->format == FORMAT_CMS)
-			r = ag_cms_batch_finish(st->cms, p->documents[i].digest.p,
-				p->documents[i].digest.n, rep.sigs[i].p, rep.sigs[i].n, &der, &der_len);
-		else if (st->mech == TOK_MECH_ECDSA)
-			r = ag_ecdsa_sig_to_der(rep.sigs[i].p, rep.sigs[i].n, &der, &der_len);
-		else
-			r = 0;
-		b64 = r < 0 ? NULL : der ? pf_base64_encode(der, der_len)
-				       : pf_base64_encode(rep.sigs[i].p, rep.sigs[i].n);
-		free(der);
-		if (!b64) {
-			json_object_put(j);
-			json_object_put(sigs);
-			tok_sign_reply_release(&rep);
-			finish_msg(st, AG_ERR_INTERNAL, NULL, "cannot assemble the signature");
-			return;
-		}
-		json_object_object_add(j, "name", json_object_new_string(p->documents[i].name));
-		json_object_object_add(j, p->format == FORMAT_CMS ? "cms" : "signature",
-			json_object_new_string(b64));
-		free(b64);
-		json_object_array_add(sigs, j);
-	}
 	res = json_object_new_object();
+	if (!sigs || !res) {
+		json_object_put(sigs);
+		json_object_put(res);
+		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	json_object_set_serializer(sigs, answer_serialize, TAKE_PTR(st->answer), answer_free);
 	json_object_object_add(res, "certificate", json_object_new_string(p->certificate));
 	json_object_object_add(res, "signatures", sigs);
-	tok_sign_reply_release(&rep);
 	/* R13: the signatures leave only once the record of this decision is stored (fail
 	 * closed): acknowledged by paraf-auditd, or spooled where the policy allows it. */
 	if (audit(st, true, st->verdict.rule, st->verdict.reason, st->verdict.message,
@@ -347,7 +448,13 @@ sign_submit(struct sign_state *st)
 	req.pin = st->pin;
 	req.n_digests = p->n_documents;
 	req.digests = calloc(p->n_documents, sizeof(*req.digests));
-	if (!req.digests) {
+	st->answer = calloc(1, sizeof(*st->answer));
+	if (st->answer) {
+		pf_buf_init(st->answer);
+		st->answer->max = AG_OUTPUT_MAX;
+	}
+	if (!req.digests || !st->answer) {
+		free(req.digests);
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
 		return;
 	}
@@ -373,7 +480,7 @@ sign_submit(struct sign_state *st)
 	}
 	pf_buf_init(&frame);
 	frame.wipe = 1; /* it holds the PIN */
-	tok_frame_begin(&frame, TOK_MSG_SIGN);
+	tok_frame_begin(&frame, TOK_MSG_SIGN_STREAM);
 	if (i == p->n_documents)
 		tok_sign_req_encode(&frame, &req);
 	if (p->format == FORMAT_CMS)
@@ -388,8 +495,9 @@ sign_submit(struct sign_state *st)
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "cannot build the CMS structure");
 		return;
 	}
-	if (ag_helper_submit(call->srv->helper, &frame,
-		    ag_op_timeout_ms(call->srv, p->n_documents), sign_signed, st) < 0)
+	if (ag_helper_submit_parts(call->srv->helper, &frame,
+		    ag_op_timeout_ms(call->srv, p->n_documents), TOK_MSG_SIGN_PART, sign_part,
+		    sign_signed, st) < 0)
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
 }
 

@@ -22,7 +22,7 @@
 /* Limits on what a client controls, checked before allocating (doc/protocol.md). */
 #define AG_REQUEST_MAX (1024u * 1024u) /* bytes in one request line, newline excluded */
 #define AG_JSON_DEPTH_MAX 16
-#define AG_DOCUMENTS_MAX 500
+#define AG_DOCUMENTS_MAX 1000
 #define AG_NAME_MAX 255
 #define AG_OUTPUT_MAX (16u * 1024u * 1024u) /* unread responses before we stop reading */
 #define AG_READ_CHUNK (64u * 1024u)
@@ -293,6 +293,12 @@ struct ag_helper *ag_helper_free(struct ag_helper *h);
 /* Queues a frame (taken over and wiped); cb runs once with r < 0 if the helper failed. */
 int ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
 	ag_helper_cb cb, void *data);
+/* The same, for an operation answered in parts (TOK_MSG_SIGN_STREAM): every frame of type
+ * part_type before the answer goes to part as it arrives; part returning < 0 means the helper
+ * spoke nonsense: it is replaced and cb runs with -EBADMSG. */
+typedef int (*ag_helper_part_cb)(const uint8_t *body, size_t len, void *data);
+int ag_helper_submit_parts(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
+	uint32_t part_type, ag_helper_part_cb part, ag_helper_cb cb, void *data);
 pid_t ag_helper_pid(const struct ag_helper *h);
 unsigned ag_helper_restarts(const struct ag_helper *h);
 /* An operation is in flight or queued: the hotplug watch waits for its next tick. */

@@ -56,7 +56,7 @@ static const char spdf_usage[] =
 	"  --json             print what was written as JSON\n"
 	"\n"
 	"Outputs are written atomically; an existing one is never replaced without --force.\n"
-	"Encrypted, damaged, truncated and page-less PDFs are refused. At most 500 files at once.\n";
+	"Encrypted, damaged, truncated and page-less PDFs are refused. At most 1000 files at once.\n";
 
 struct spdf_args {
 	char *cert;

@@ -50,7 +50,7 @@ static const char sign_usage[] =
 	"refused. Only for the certificate types the agent lists in 'paraf status' (system, by\n"
 	"default) is the PIN read by paraf.\n"
 	"\n"
-	"At most 500 files at once.\n";
+	"At most 1000 files at once.\n";
 
 static const char *const sign_usages[] = {
 	"signature", "email", "tls-client", "tls-server", "document-protection",

@@ -39,7 +39,7 @@ enum cli_exit {
 
 /* Limits, each checked before anything is allocated for the value it bounds. */
 #define CLI_RESPONSE_MAX (64u * 1024 * 1024) /* one response line from the agent */
-#define CLI_DOCUMENTS_MAX 500                /* AG_DOCUMENTS_MAX of doc/protocol.md */
+#define CLI_DOCUMENTS_MAX 1000               /* AG_DOCUMENTS_MAX of doc/protocol.md */
 #define CLI_SIGFILE_MAX (64u * 1024 * 1024)  /* a signature file given to verify */
 #define CLI_HASH_CHUNK (64u * 1024)          /* documents are hashed in reads of this size */
 #define CLI_CERT_PREFIX_MIN 8                /* shortest accepted --cert prefix, hex digits */

@@ -386,6 +386,45 @@ tok_sign_reply_encode(struct pf_buf *b, const struct tok_sign_reply *r)
 		put_blob(b, &r->sigs[i]);
 }
 
+void
+tok_sign_part_encode(struct pf_buf *b, size_t first, const struct tok_blob *sigs, size_t n)
+{
+	pf_buf_put_u32(b, (uint32_t)first);
+	pf_buf_put_u32(b, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		put_blob(b, &sigs[i]);
+}
+
+int
+tok_sign_part_decode(const uint8_t *p, size_t n, size_t *ret_first, struct tok_sign_reply *ret)
+{
+	struct tok_sign_reply q = {};
+	struct pf_reader r;
+	uint32_t first;
+	size_t i, ns;
+
+	pf_reader_init(&r, p, n);
+	if (pf_reader_u32(&r, &first) < 0 || first >= TOK_SIGN_MAX ||
+	    get_count(&r, TOK_SIGN_MAX - first, &ns) < 0 || ns == 0)
+		return -EBADMSG;
+	q.sigs = calloc(ns, sizeof(*q.sigs));
+	if (!q.sigs)
+		return -ENOMEM;
+	for (i = 0; i < ns; i++) {
+		q.n_sigs++;
+		if (get_blob(&r, &q.sigs[i]) < 0)
+			goto fail;
+	}
+	if (pf_reader_end(&r) < 0)
+		goto fail;
+	*ret_first = first;
+	*ret = q;
+	return 0;
+fail:
+	tok_sign_reply_release(&q);
+	return -EBADMSG;
+}
+
 int
 tok_sign_reply_decode(const uint8_t *p, size_t n, struct tok_sign_reply *ret)
 {

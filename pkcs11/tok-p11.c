@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <p11-kit/p11-kit.h>
@@ -678,8 +679,18 @@ tok_p11_login(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_USER_TYPE who,
 	return tok_err_from_rv(rv);
 }
 
+static uint64_t
+now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void
-tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_reply *ret)
+tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, tok_sign_part_fn part,
+	void *part_data, struct tok_sign_reply *ret)
 {
 	const struct hash_info *hi = hash_info(req->hash);
 	CK_FUNCTION_LIST *f = NULL;
@@ -695,7 +706,8 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 	int logged_in = 0, protected_path;
 	enum tok_err e;
 	CK_RV rv = CKR_OK;
-	size_t i, hlen = tok_hash_len(req->hash);
+	size_t i, sent = 0, hlen = tok_hash_len(req->hash);
+	uint64_t since;
 
 	memset(ret, 0, sizeof(*ret));
 	if (!hi || req->n_digests == 0 || req->n_digests > TOK_SIGN_MAX) {
@@ -766,6 +778,7 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 		reply_fail(ret, TOK_ERR_INTERNAL, CKR_HOST_MEMORY, "out of memory");
 		goto out;
 	}
+	since = now_usec();
 	for (i = 0; i < req->n_digests; i++) {
 		uint8_t data[64 + TOK_DIGEST_MAX];
 		uint8_t sig[TOK_SIG_MAX];
@@ -810,8 +823,23 @@ tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_
 		memcpy(ret->sigs[i].p, sig, sig_len);
 		ret->sigs[i].n = sig_len;
 		ret->n_sigs++;
+		if (part && (ret->n_sigs - sent >= TOK_SIGN_PART_MAX ||
+				    now_usec() - since >= TOK_SIGN_PART_USEC)) {
+			/* parafd assembles these while the token makes the next ones. */
+			if (part(sent, ret->sigs + sent, ret->n_sigs - sent, part_data) < 0) {
+				reply_fail(ret, TOK_ERR_INTERNAL, 0, "parafd stopped reading");
+				goto out;
+			}
+			sent = ret->n_sigs;
+			since = now_usec();
+		}
 	}
 	ret->err = TOK_OK;
+	/* The reply carries only the signatures no part has. */
+	for (i = 0; i < sent; i++)
+		free(ret->sigs[i].p);
+	memmove(ret->sigs, ret->sigs + sent, (ret->n_sigs - sent) * sizeof(*ret->sigs));
+	ret->n_sigs -= sent;
 out:
 	/* The token was there a moment ago: "not present" now means it was removed meanwhile. */
 	if (ret->err == TOK_ERR_TOKEN_NOT_PRESENT)

@@ -18,7 +18,11 @@
 #include "pf-secret.h"
 
 #define TOK_FRAME_MAX PF_BUF_MAX
-#define TOK_SIGN_MAX 1000 /* digests in one sign message; the agent's own limit is lower */
+#define TOK_SIGN_MAX 1000 /* digests in one sign message (the agent's AG_DOCUMENTS_MAX) */
+/* TOK_MSG_SIGN_STREAM sends a part once this many signatures wait, or once the oldest has
+ * waited TOK_SIGN_PART_USEC (a smartcard's 0.1-1 s a signature: each one as it comes). */
+#define TOK_SIGN_PART_MAX 32
+#define TOK_SIGN_PART_USEC 20000
 #define TOK_DIGEST_MAX 64
 #define TOK_ID_LEN 16 /* hex digits of a token id */
 
@@ -42,6 +46,14 @@ enum tok_msg_type {
 	 * first look); an event, or a module without slot events, means enumerating the slots. */
 	TOK_MSG_WATCH = 12,
 	TOK_MSG_WATCH_REPLY = 13,
+	/* Signing with the signatures sent as they are made (parafd's batches): the body is a
+	 * TOK_MSG_SIGN's; the helper answers with TOK_MSG_SIGN_PART frames (u32 first, then a
+	 * count and the signatures: first = how many came in earlier parts), then one
+	 * TOK_MSG_SIGN_REPLY with the rest. parafd assembles each part while the token makes
+	 * the next, so a batch waits for the token and little else. On an error the reply
+	 * carries it and no signatures, and every part already sent is void. */
+	TOK_MSG_SIGN_STREAM = 14,
+	TOK_MSG_SIGN_PART = 15,
 };
 
 /* Outcomes, converted from CK_RV once at the helper boundary (tok_err_from_rv). */
@@ -251,6 +263,12 @@ int tok_sign_req_decode(const uint8_t *p, size_t n, struct tok_sign_req *ret);
 void tok_sign_req_release(struct tok_sign_req *r);
 
 void tok_sign_reply_encode(struct pf_buf *b, const struct tok_sign_reply *r);
+/* TOK_MSG_SIGN_PART: sigs[0..n) are the signatures of digests first, first + 1, ... */
+void tok_sign_part_encode(struct pf_buf *b, size_t first, const struct tok_blob *sigs, size_t n);
+/* Decodes into ret->sigs / ret->n_sigs (released with tok_sign_reply_release); a part has at
+ * least one signature and first + n never exceeds TOK_SIGN_MAX. */
+int tok_sign_part_decode(const uint8_t *p, size_t n, size_t *ret_first,
+	struct tok_sign_reply *ret);
 int tok_sign_reply_decode(const uint8_t *p, size_t n, struct tok_sign_reply *ret);
 void tok_sign_reply_release(struct tok_sign_reply *r);
 
@@ -301,6 +319,12 @@ int tok_ctx_list(struct tok_ctx *c, struct tok_list *ret);
  * the last look (and force is 0, and this is not the first look); else 1 and the tokens
  * (without certificates) in ret. */
 int tok_ctx_watch(struct tok_ctx *c, int force, int *ret_changed, struct tok_list *ret);
-void tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, struct tok_sign_reply *ret);
+/* Signs req's digests. With part (TOK_MSG_SIGN_STREAM), the signatures made so far are
+ * handed to it now and then (TOK_SIGN_PART_MAX, TOK_SIGN_PART_USEC), in order, and ret->sigs
+ * keeps only those never handed over; part returning < 0 (parafd gone) ends the signing with
+ * TOK_ERR_INTERNAL. Without, ret->sigs has them all. The login ends before it returns. */
+typedef int (*tok_sign_part_fn)(size_t first, const struct tok_blob *sigs, size_t n, void *data);
+void tok_ctx_sign(struct tok_ctx *c, const struct tok_sign_req *req, tok_sign_part_fn part,
+	void *part_data, struct tok_sign_reply *ret);
 /* tok-admin.c: provisioning, in the helper. */
 void tok_ctx_admin(struct tok_ctx *c, const struct tok_admin_req *req, struct tok_admin_reply *ret);

@@ -76,7 +76,7 @@ from conftest import Agent, AuditService, Client, FakePinentry, make_policy  # n
 
 import PyKCS11  # noqa: E402
 
-AG_DOCUMENTS_MAX = 500
+AG_DOCUMENTS_MAX = 1000
 SECTIONS = ("overhead", "dialog", "ssh", "memory", "startup", "pdf")
 # DER DigestInfo prefix for SHA-256 (RFC 8017 9.2 note 1)
 SHA256_DIGESTINFO = bytes.fromhex("3031300d060960864801650304020105000420")

@@ -267,9 +267,9 @@ r1_batch_limit(void **state)
 {
 	struct fixture *f = *state;
 
-	f->req.n_documents = 500;
+	f->req.n_documents = 1000;
 	ALLOWED(f);
-	f->req.n_documents = 501;
+	f->req.n_documents = 1001;
 	REFUSED(f, "R1", "batch-too-large");
 }
 
@@ -556,7 +556,7 @@ parse_errors_name_the_line(void **state)
 	struct pol_policy p;
 	char err[256];
 	static const char *const bad[] = {
-		"[pin]\nmax_batch = 501\n",
+		"[pin]\nmax_batch = 1001\n",
 		"[pin]\nmax_batch = many\n",
 		"[trust]\nrevocation = sometimes\n",
 		"[types]\nindividual = not.an.oid\n",

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -717,6 +718,90 @@ test_sign_verifies(void **state)
 	free(sig.p);
 }
 
+/* TOK_MSG_SIGN_STREAM (parafd's batches): parts in order while the token signs, then the
+ * reply with the rest; together one signature a digest, each verifying against its own. */
+static void
+test_sign_stream(void **state)
+{
+	enum { N = 3 * TOK_SIGN_PART_MAX + 5 };
+	static uint8_t digests[N][32];
+	struct tok_blob d[N];
+	struct tok_sign_req req = { .token_id = T.token_id, .ck_id = { (uint8_t *)id_ec, 2 },
+		.mech = TOK_MECH_ECDSA, .hash = TOK_HASH_SHA256, .pin = secret(PASSPHRASE),
+		.digests = d, .n_digests = N };
+	struct pf_buf f, in;
+	size_t got = 0, parts = 0;
+	uint32_t type = 0;
+	EVP_PKEY *pk = spki_parse(&T.spki_ec);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+	pid_t pid;
+	int fd;
+
+	for (size_t i = 0; i < N; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "surat %zu", i);
+		assert_int_equal(EVP_Digest(text, strlen(text), digests[i], NULL, EVP_sha256(),
+					 NULL), 1);
+		d[i] = (struct tok_blob){ digests[i], 32 };
+	}
+	assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+	assert_int_equal(tok_helper_spawn(T.helper, (char *const *)&T.module, 1, &pid, &fd), 0);
+	pf_buf_init(&f);
+	f.wipe = 1;
+	tok_frame_begin(&f, TOK_MSG_SIGN_STREAM);
+	tok_sign_req_encode(&f, &req);
+	assert_int_equal(tok_frame_end(&f), 0);
+	assert_int_equal(tok_write_all(fd, f.data, f.len), 0);
+	pf_buf_release(&f);
+	req.pin = pf_secret_free(req.pin);
+	pf_buf_init(&in);
+	while (type != TOK_MSG_SIGN_REPLY) {
+		struct tok_sign_reply rep = {};
+		size_t first = got;
+
+		assert_int_equal(tok_frame_read(fd, &in, &type), 0);
+		if (type == TOK_MSG_SIGN_PART) {
+			assert_int_equal(tok_sign_part_decode(in.data, in.len, &first, &rep), 0);
+			assert_int_equal(first, got); /* in order, nothing skipped or repeated */
+			assert_true(rep.n_sigs <= TOK_SIGN_PART_MAX);
+			parts++;
+		} else {
+			assert_int_equal(type, TOK_MSG_SIGN_REPLY);
+			assert_int_equal(tok_sign_reply_decode(in.data, in.len, &rep), 0);
+			if (rep.err != TOK_OK)
+				fail_msg("SIGN_STREAM: %s: %s", tok_err_to_string(rep.err), rep.detail);
+			assert_int_equal(rep.logins, 1); /* one PIN for the batch */
+		}
+		for (size_t k = 0; k < rep.n_sigs; k++) {
+			ECDSA_SIG *es = ECDSA_SIG_new();
+			unsigned char *der = NULL;
+			int n;
+
+			assert_true(got + k < N);
+			assert_int_equal(rep.sigs[k].n, 64);
+			assert_int_equal(ECDSA_SIG_set0(es, BN_bin2bn(rep.sigs[k].p, 32, NULL),
+						 BN_bin2bn(rep.sigs[k].p + 32, 32, NULL)), 1);
+			n = i2d_ECDSA_SIG(es, &der);
+			assert_int_equal(EVP_PKEY_verify(ctx, der, (size_t)n, digests[got + k], 32),
+				1);
+			OPENSSL_free(der);
+			ECDSA_SIG_free(es);
+		}
+		got += rep.n_sigs;
+		tok_sign_reply_release(&rep);
+	}
+	assert_int_equal(got, N);
+	/* SoftHSM signs fast: every TOK_SIGN_PART_MAX signatures make a part */
+	assert_true(parts >= N / TOK_SIGN_PART_MAX);
+	pf_buf_release(&in);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	close(fd);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* Nothing that exists is overwritten. */
 
 static void
@@ -860,6 +945,7 @@ main(void)
 		{ "/tok-admin/write-cert", test_write_cert, NULL, NULL, NULL },
 		{ "/tok-admin/list-shows-certs", test_list_shows_certs, NULL, NULL, NULL },
 		{ "/tok-admin/sign-verifies", test_sign_verifies, NULL, NULL, NULL },
+		{ "/tok-admin/sign-stream", test_sign_stream, NULL, NULL, NULL },
 		{ "/tok-admin/init-token-again", test_init_token_again, NULL, NULL, NULL },
 		{ "/tok-admin/generate-existing-id", test_generate_existing_id, NULL, NULL, NULL },
 		{ "/tok-admin/link-failures", test_link_failures, NULL, NULL, NULL },

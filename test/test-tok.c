@@ -116,6 +116,50 @@ test_sign_count_cap(void **state)
 	pf_buf_release(&b);
 }
 
+/* TOK_MSG_SIGN_PART: in order from `first`, at least one signature, never past TOK_SIGN_MAX. */
+static void
+test_sign_part(void **state)
+{
+	struct tok_blob sigs[3] = { { (uint8_t *)"\x30\x01", 2 }, { (uint8_t *)"r||s", 4 },
+		{ (uint8_t *)"x", 1 } };
+	struct tok_sign_reply got = {};
+	struct pf_buf b;
+	size_t first = 0;
+
+	pf_buf_init(&b);
+	tok_sign_part_encode(&b, 32, sigs, 3);
+	assert_int_equal(tok_sign_part_decode(b.data, b.len, &first, &got), 0);
+	assert_int_equal(first, 32);
+	assert_int_equal(got.n_sigs, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(got.sigs[i].n, sigs[i].n);
+		assert_memory_equal(got.sigs[i].p, sigs[i].p, sigs[i].n);
+	}
+	tok_sign_reply_release(&got);
+	/* truncated anywhere: refused */
+	for (size_t cut = 0; cut < b.len; cut++)
+		assert_int_equal(tok_sign_part_decode(b.data, cut, &first, &got), -EBADMSG);
+	pf_buf_release(&b);
+
+	/* an empty part, a part past the last digest a request may have, trailing bytes */
+	pf_buf_init(&b);
+	tok_sign_part_encode(&b, 0, sigs, 0);
+	assert_int_equal(tok_sign_part_decode(b.data, b.len, &first, &got), -EBADMSG);
+	pf_buf_release(&b);
+	pf_buf_init(&b);
+	tok_sign_part_encode(&b, TOK_SIGN_MAX - 1, sigs, 2);
+	assert_int_equal(tok_sign_part_decode(b.data, b.len, &first, &got), -EBADMSG);
+	pf_buf_release(&b);
+	pf_buf_init(&b);
+	tok_sign_part_encode(&b, TOK_SIGN_MAX - 1, sigs, 1);
+	assert_int_equal(tok_sign_part_decode(b.data, b.len, &first, &got), 0);
+	assert_int_equal(first, TOK_SIGN_MAX - 1);
+	tok_sign_reply_release(&got);
+	pf_buf_put_u32(&b, 0);
+	assert_int_equal(tok_sign_part_decode(b.data, b.len, &first, &got), -EBADMSG);
+	pf_buf_release(&b);
+}
+
 static void
 test_list_roundtrip(void **state)
 {
@@ -527,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_rv_mapping),
 		cmocka_unit_test(test_sign_roundtrip),
 		cmocka_unit_test(test_sign_count_cap),
+		cmocka_unit_test(test_sign_part),
 		cmocka_unit_test(test_list_roundtrip),
 		cmocka_unit_test(test_watch_roundtrip),
 		cmocka_unit_test(test_frame_over_socket),

@@ -34,7 +34,7 @@ METHODS = ("rpc.discover", "agent.status", "tokens.list", "certificates.list", "
     "sign")
 AG_REQUEST_MAX = 1048576
 AG_JSON_DEPTH_MAX = 16
-AG_DOCUMENTS_MAX = 500
+AG_DOCUMENTS_MAX = 1000
 AG_NAME_MAX = 255
 
 _ANY = object()
@@ -284,8 +284,8 @@ def test_sign_batch_one_login(ca, token, agent_factory, tmp_path):
     assert "C_Logout" in [c for c, _ in calls], calls
 
 
-def test_sign_500_documents_accepted(ca, token, agent_factory):
-    """AG_DOCUMENTS_MAX: exactly 500 documents are signed; a 255-byte UTF-8 name is accepted
+def test_sign_1000_documents_accepted(ca, token, agent_factory):
+    """AG_DOCUMENTS_MAX: exactly 1,000 documents are signed; a 255-byte UTF-8 name is accepted
     (AG_NAME_MAX) and comes back unchanged."""
     ident = token.enroll(ca, kind="ec")
     agent = agent_factory()
@@ -920,7 +920,7 @@ def _wait_gone(pid, timeout=10):
 
 
 def test_helper_killed_during_sign(ca, token, agent_factory):
-    """The token helper SIGKILLed during a 500-document sign: the request fails cleanly with
+    """The token helper SIGKILLed during a 1,000-document sign: the request fails cleanly with
     token-helper-failed, parafd (same pid) replaces the helper, reaps the old one, and the
     next request succeeds."""
     ident = token.enroll(ca, kind="rsa")
@@ -946,7 +946,7 @@ def test_helper_killed_during_sign(ca, token, agent_factory):
         # the batch finished before the kill landed; let parafd notice the dead helper
         agent.result("agent.status")
     else:
-        pytest.skip("every 500-document sign finished before SIGKILL landed")
+        pytest.skip("every 1,000-document sign finished before SIGKILL landed")
     assert_error(resp, "token-helper-failed", id=rid)
     assert agent.alive(), "parafd died with its helper"
     assert _wait_gone(hp), f"old helper {hp} not reaped (state {proc_state(hp)})"

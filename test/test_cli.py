@@ -712,24 +712,24 @@ def test_sign_dialog_on_terminal(stdin_devnull, ca, token, agent_factory, paraf_
     assert openssl_verify(Path(str(f) + ".p7s"), f, ca.cert_path).returncode == 0
 
 
-def test_sign_batch_500_and_limit(ca, token, agent_factory, run_detached, tmp_path):
-    """R1: one `sign` request, one PIN dialog, for 500 files; 501 files are refused before
+def test_sign_batch_1000_and_limit(ca, token, agent_factory, run_detached, tmp_path):
+    """R1: one `sign` request, one PIN dialog, for 1,000 files; 1,001 files are refused before
     the agent is contacted (exit 2 even with an unreachable socket)."""
     ident = token.enroll(ca, kind="ec")
     agent = agent_factory()
     d = tmp_path / "batch"
-    files = [write(d / f"surat-{i:03}.txt", f"surat nomor {i}\n") for i in range(500)]
+    files = [write(d / f"surat-{i:04}.txt", f"surat nomor {i}\n") for i in range(1000)]
     r = expect(run_detached(agent, "sign", "--cert", ident.cert_id,
         *[f.name for f in files], cwd=d), EXIT_OK)
-    assert len(r.stdout.splitlines()) == 500
+    assert len(r.stdout.splitlines()) == 1000
     (dialog,) = agent.pinentry.dialogs()
-    assert "Dokumen (500):" in dialog["description"], dialog["description"]
+    assert "Dokumen (1000):" in dialog["description"], dialog["description"]
     for f in files[::97]:
         assert openssl_verify(Path(str(f) + ".p7s"), f, ca.cert_path).returncode == 0
-    extra = write(d / "surat-500.txt", b"x")
+    extra = write(d / "surat-1000.txt", b"x")
     r = run_detached(None, "--socket", tmp_path / "none.sock", "sign", "--force", "--cert",
         ident.cert_id, *[f.name for f in files], extra.name, cwd=d)
-    expect(r, EXIT_USAGE, r"501 files given, at most 500")
+    expect(r, EXIT_USAGE, r"1001 files given, at most 1000")
 
 
 def test_sign_local_refusals_before_agent(run_paraf, tmp_path):

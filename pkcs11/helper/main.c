@@ -96,8 +96,23 @@ handle_list(int fd, struct helper *h)
 	return r;
 }
 
+/* TOK_MSG_SIGN_STREAM: each part goes out as soon as the token has made it. */
 static int
-handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in)
+send_part(size_t first, const struct tok_blob *sigs, size_t n, void *data)
+{
+	struct pf_buf out;
+	int r;
+
+	pf_buf_init(&out);
+	tok_frame_begin(&out, TOK_MSG_SIGN_PART);
+	tok_sign_part_encode(&out, first, sigs, n);
+	r = send_frame(*(int *)data, &out);
+	pf_buf_release(&out);
+	return r;
+}
+
+static int
+handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in, bool stream)
 {
 	struct tok_sign_req req = {};
 	struct tok_sign_reply rep = {};
@@ -112,7 +127,7 @@ handle_sign(int fd, struct tok_ctx *ctx, const struct pf_buf *in)
 		rep.err = TOK_ERR_MODULE;
 		rep.detail = strdup("no PKCS#11 module could be loaded");
 	} else {
-		tok_ctx_sign(ctx, &req, &rep);
+		tok_ctx_sign(ctx, &req, stream ? send_part : NULL, &fd, &rep);
 	}
 	tok_sign_req_release(&req); /* wipes the PIN */
 	pf_buf_init(&out);
@@ -256,8 +271,8 @@ main(int argc, char **argv)
 			helper_ctx_make(&h);
 		if (type == TOK_MSG_LIST)
 			r = handle_list(fd, &h);
-		else if (type == TOK_MSG_SIGN)
-			r = handle_sign(fd, h.ctx, &in);
+		else if (type == TOK_MSG_SIGN || type == TOK_MSG_SIGN_STREAM)
+			r = handle_sign(fd, h.ctx, &in, type == TOK_MSG_SIGN_STREAM);
 		else if (type == TOK_MSG_WATCH)
 			r = handle_watch(fd, &h, &in);
 		else if (is_admin_type(type))

@@ -16,7 +16,10 @@
  * token: "1234" signs, a PIN containing "incorrect" (with "low", "final", "lock") is wrong,
  * "locked", "removed", "extractable", "mechanism" are those token errors, "fail" and "timeout"
  * fail the helper, "garbage" is a malformed answer, "short" too few signatures, "odd" an
- * ECDSA signature of odd length.
+ * ECDSA signature of odd length. Sign answers come as the helper sends them to parafd
+ * (TOK_MSG_SIGN_STREAM): the first half of the signatures in a part, the rest in the reply;
+ * "badpart" sends a part out of order (the agent must call that nonsense), "late" sends the
+ * part before an error reply (the agent must answer none of it).
  *
  * An input whose first line starts with '#' gives the fake token directives on that line
  * (the line itself is not sent): list=fail, list=timeout, list=garbage, list=wrongtype,
@@ -51,6 +54,8 @@
 struct fake_op {
 	struct fake_op *next;
 	struct pf_buf frame;
+	uint32_t part_type;
+	ag_helper_part_cb part;
 	ag_helper_cb cb;
 	void *data;
 };
@@ -128,6 +133,13 @@ int
 ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms, ag_helper_cb cb,
 	void *data)
 {
+	return ag_helper_submit_parts(h, frame, timeout_ms, 0, NULL, cb, data);
+}
+
+int
+ag_helper_submit_parts(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
+	uint32_t part_type, ag_helper_part_cb part, ag_helper_cb cb, void *data)
+{
 	struct fake_op *op = calloc(1, sizeof(*op));
 
 	if (!op) {
@@ -139,6 +151,8 @@ ag_helper_submit(struct ag_helper *h, struct pf_buf *frame, unsigned timeout_ms,
 	FUZZ_CHECK(timeout_ms > 0);
 	op->frame = *frame;
 	pf_buf_init(frame);
+	op->part_type = part_type;
+	op->part = part;
 	op->cb = cb;
 	op->data = data;
 	if (h->tail)
@@ -287,7 +301,7 @@ fake_sign(struct fake_op *op, const uint8_t *body, size_t len)
 		rep.err = TOK_ERR_MECHANISM;
 		rep.ck_rv = 0x70;
 	}
-	if (rep.err == TOK_OK) {
+	if (rep.err == TOK_OK || strstr(pin, "late")) {
 		size_t sig_len = req.mech == TOK_MECH_ECDSA ? 64 : 256;
 
 		if (strstr(pin, "odd"))
@@ -306,8 +320,36 @@ fake_sign(struct fake_op *op, const uint8_t *body, size_t len)
 				rep.sigs[i].p[k] = (uint8_t)(0x11 + i + k);
 		}
 	}
+	if (op->part && rep.n_sigs / 2 > 0) {
+		/* The first half as a part, as the helper sends them while it signs. */
+		size_t half = rep.n_sigs / 2;
+		struct pf_buf pb;
+
+		pf_buf_init(&pb);
+		tok_sign_part_encode(&pb, strstr(pin, "badpart") ? 1 : 0, rep.sigs, half);
+		FUZZ_CHECK(pf_buf_status(&pb) >= 0);
+		if (op->part(pb.data, pb.len, op->data) < 0) {
+			/* parafd calls it nonsense: the helper is replaced, the call fails. */
+			FUZZ_CHECK(strstr(pin, "badpart"));
+			pf_buf_release(&pb);
+			op->cb(-EBADMSG, 0, NULL, 0, op->data);
+			goto out;
+		}
+		FUZZ_CHECK(!strstr(pin, "badpart"));
+		pf_buf_release(&pb);
+		for (size_t i = 0; i < half; i++)
+			free(rep.sigs[i].p);
+		memmove(rep.sigs, rep.sigs + half, (rep.n_sigs - half) * sizeof(*rep.sigs));
+		rep.n_sigs -= half;
+	}
+	if (rep.err != TOK_OK) {
+		for (size_t i = 0; i < rep.n_sigs; i++)
+			free(rep.sigs[i].p);
+		rep.n_sigs = 0;
+	}
 	tok_sign_reply_encode(&b, &rep);
 	answer(op, TOK_MSG_SIGN_REPLY, &b);
+out:
 	pf_buf_release(&b);
 	for (size_t i = 0; i < rep.n_sigs; i++)
 		free(rep.sigs[i].p);
@@ -351,7 +393,8 @@ fake_drain(struct ag_helper *h)
 		FUZZ_CHECK(len == op->frame.len - 4);
 		if (type == TOK_MSG_LIST)
 			fake_list(op);
-		else if (type == TOK_MSG_SIGN)
+		else if (type == TOK_MSG_SIGN_STREAM && op->part &&
+			 op->part_type == TOK_MSG_SIGN_PART)
 			fake_sign(op, d + 8, op->frame.len - 8);
 		else if (type == TOK_MSG_WATCH)
 			fake_watch(op, d + 8, op->frame.len - 8);
