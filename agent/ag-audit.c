@@ -47,11 +47,27 @@ static struct {
 
 /* --- the record ------------------------------------------------------------------------- */
 
+static json_object *
+docs_json(const struct ag_audit_record *r)
+{
+	json_object *docs = json_object_new_array_ext((int)r->n_docs);
+
+	for (size_t i = 0; docs && i < r->n_docs; i++) {
+		json_object *d = json_object_new_object();
+		_cleanup_free_ char *hex = pf_hex_encode(r->docs[i].digest, r->docs[i].digest_len);
+
+		json_object_object_add(d, "name", json_object_new_string(r->docs[i].name));
+		json_object_object_add(d, "digest", hex ? json_object_new_string(hex) : NULL);
+		json_object_array_add(docs, d);
+	}
+	return docs;
+}
+
 json_object *
 ag_audit_json(const struct ag_audit_record *r)
 {
-	json_object *o = json_object_new_object(), *docs = json_object_new_array();
-	_cleanup_free_ char *now = ag_time_iso8601(time(NULL));
+	json_object *o = json_object_new_object();
+	_cleanup_free_ char *now = ag_time_iso8601(r->time ? r->time : time(NULL));
 
 	json_object_object_add(o, "time", now ? json_object_new_string(now) : NULL);
 	json_object_object_add(o, "method", json_object_new_string(r->method));
@@ -64,15 +80,8 @@ ag_audit_json(const struct ag_audit_record *r)
 	S("owner", r->owner);
 	S("usage", r->usage);
 	S("digest_algorithm", r->digest_algorithm);
-	for (size_t i = 0; i < r->n_docs; i++) {
-		json_object *d = json_object_new_object();
-		_cleanup_free_ char *hex = pf_hex_encode(r->docs[i].digest, r->docs[i].digest_len);
-
-		json_object_object_add(d, "name", json_object_new_string(r->docs[i].name));
-		json_object_object_add(d, "digest", hex ? json_object_new_string(hex) : NULL);
-		json_object_array_add(docs, d);
-	}
-	json_object_object_add(o, "documents", docs);
+	json_object_object_add(o, "documents",
+		r->early && r->early->docs ? json_object_get(r->early->docs) : docs_json(r));
 	S("verdict", r->allow ? "allow" : "deny");
 	S("rule", r->rule);
 	S("reason", r->reason);
@@ -137,55 +146,73 @@ strv_push(char ***v, size_t *n, const char *s)
 }
 
 /*
- * The lines that carry one record (o, not changed): the record itself, or (when its documents
- * make it longer than a line may be) continuation records with the later documents, then the
- * record with the first ones and `documents_total`. The record goes last: its verdict is
- * stored only after everything it refers to.
+ * How a record's documents go into lines (doc/audit-commands.md). A record that fits one line
+ * (others: its length without documents, plus slack) is one line. Otherwise the record itself
+ * carries its first documents, AG_AUDIT_HEAD_DOCS bytes of them (at least one), and
+ * continuation records sent before it carry the rest, as many as fit each. The split depends
+ * on the documents alone, so it can be made before the verdict is final (ag_audit_prestore).
+ * bounds[0] = head; continuation p (1..parts-1) carries [bounds[p-1], bounds[p]).
  */
 static int
-record_lines(json_object *full, char ***ret, size_t *ret_n)
+split_docs(json_object *docs, size_t others, size_t **ret_bounds, size_t *ret_parts)
 {
-	const char *s = json_line(full), *id, *method;
-	json_object *o = NULL, *docs, *time_j, *first;
-	char **v = NULL;
-	size_t n = 0, n_docs, i = 0, base, parts = 1, chunk_start[AG_DOCUMENTS_MAX + 1];
+	size_t n_docs = docs ? json_object_array_length(docs) : 0, total = 0, parts = 1;
+	_cleanup_free_ size_t *len = calloc(n_docs + 1, sizeof(*len));
+	size_t *bounds = NULL, i = 0, used = 0;
+
+	if (!len)
+		return -ENOMEM;
+	for (size_t k = 0; k < n_docs; k++) {
+		/* each document's JSON once: the lines reuse these objects */
+		len[k] = strlen(json_line(json_object_array_get_idx(docs, k))) + 1;
+		total += len[k];
+	}
+	bounds = calloc(n_docs + 2, sizeof(*bounds));
+	if (!bounds)
+		return -ENOMEM;
+	if (others + total <= AG_AUDIT_PART_MAX || n_docs == 0) {
+		bounds[0] = n_docs;
+		*ret_bounds = bounds;
+		*ret_parts = 1;
+		return 0;
+	}
+	for (; i < n_docs && (i == 0 || used + len[i] <= AG_AUDIT_HEAD_DOCS); i++)
+		used += len[i];
+	bounds[0] = i;
+	for (used = 256; i < n_docs; i++) { /* 256: a continuation's own members */
+		if (used + len[i] > AG_AUDIT_PART_MAX) {
+			bounds[parts++] = i;
+			used = 256;
+		}
+		used += len[i];
+	}
+	if (used > 256)
+		bounds[parts++] = n_docs;
+	*ret_bounds = bounds;
+	*ret_parts = parts;
+	return 0;
+}
+
+/* Documents [from, to) of docs, in a new array sharing them. */
+static json_object *
+docs_slice(json_object *docs, size_t from, size_t to)
+{
+	json_object *a = json_object_new_array_ext((int)(to - from));
+
+	for (size_t k = from; a && k < to; k++)
+		json_object_array_add(a, json_object_get(json_object_array_get_idx(docs, k)));
+	return a;
+}
+
+/* Continuation records 2..parts of record id. */
+static int
+continuation_lines(const char *id, json_object *time_j, const char *method, json_object *docs,
+	const size_t *bounds, size_t parts, char ***v, size_t *n)
+{
 	int rr = 0;
 
-	if (strlen(s) <= AG_AUDIT_PART_MAX) {
-		rr = strv_push(&v, &n, s);
-		goto out;
-	}
-	if (json_object_deep_copy(full, &o, NULL) < 0) {
-		rr = -ENOMEM;
-		goto out;
-	}
-	id = json_object_get_string(json_object_object_get(o, "record_id"));
-	method = json_object_get_string(json_object_object_get(o, "method"));
-	docs = json_object_object_get(o, "documents");
-	n_docs = json_object_array_length(docs);
-	if (n_docs > AG_DOCUMENTS_MAX || !id) {
-		rr = -E2BIG;
-		goto out;
-	}
-	/* The record without its documents, plus room for documents_total and parts. */
-	base = strlen(s) + 64;
-	for (size_t k = 0; k < n_docs; k++)
-		base -= strlen(json_line(json_object_array_get_idx(docs, k))) + 1;
-	/* Greedy chunks: the first for the record, the others for continuations. */
-	chunk_start[0] = 0;
-	for (size_t used = base; i < n_docs; i++) {
-		size_t d = strlen(json_line(json_object_array_get_idx(docs, i))) + 1;
-
-		if (used + d > AG_AUDIT_PART_MAX) {
-			chunk_start[parts++] = i;
-			used = 256; /* a continuation's own members */
-		}
-		used += d;
-	}
-	chunk_start[parts] = n_docs;
-	time_j = json_object_object_get(o, "time");
 	for (size_t p = 1; p < parts && rr >= 0; p++) {
-		json_object *c = json_object_new_object(), *a = json_object_new_array();
+		json_object *c = json_object_new_object();
 		char cid[AG_AUDIT_ID_HEX + 1];
 
 		ag_audit_record_id(cid);
@@ -195,22 +222,87 @@ record_lines(json_object *full, char ***ret, size_t *ret_n)
 		json_object_object_add(c, "parts", json_object_new_int64((int64_t)parts));
 		json_object_object_add(c, "time", json_object_get(time_j));
 		json_object_object_add(c, "method", method ? json_object_new_string(method) : NULL);
-		for (size_t k = chunk_start[p]; k < chunk_start[p + 1]; k++)
-			json_object_array_add(a, json_object_get(json_object_array_get_idx(docs, k)));
-		json_object_object_add(c, "documents", a);
-		rr = strv_push(&v, &n, json_line(c));
+		json_object_object_add(c, "documents", docs_slice(docs, bounds[p - 1], bounds[p]));
+		rr = strv_push(v, n, json_line(c));
 		json_object_put(c);
 	}
-	first = json_object_new_array();
-	for (size_t k = 0; k < chunk_start[1]; k++)
-		json_object_array_add(first, json_object_get(json_object_array_get_idx(docs, k)));
-	json_object_object_add(o, "documents", first); /* drops the whole list */
-	json_object_object_add(o, "documents_total", json_object_new_int64((int64_t)n_docs));
-	json_object_object_add(o, "parts", json_object_new_int64((int64_t)parts));
-	if (rr >= 0)
-		rr = strv_push(&v, &n, json_line(o));
-out:
+	return rr;
+}
+
+/* The record's line without its documents: how long the rest of it is. */
+static size_t
+others_len(json_object *full)
+{
+	json_object *o = json_object_new_object();
+	size_t n;
+
+	json_object_object_foreach(full, k, val)
+		if (!streq(k, "documents"))
+			json_object_object_add(o, k, json_object_get(val));
+	n = strlen(json_line(o)) + 64; /* "documents":[] and documents_total, parts */
 	json_object_put(o);
+	return n;
+}
+
+/* The record itself, carrying documents [0, head) of parts lines. */
+static int
+record_line(json_object *full, size_t head, size_t parts, char ***v, size_t *n)
+{
+	json_object *o = json_object_new_object(), *docs = json_object_object_get(full, "documents");
+	int rr;
+
+	json_object_object_foreach(full, k, val)
+		json_object_object_add(o, k, streq(k, "documents") ? docs_slice(docs, 0, head)
+								   : json_object_get(val));
+	json_object_object_add(o, "documents_total",
+		json_object_new_int64((int64_t)json_object_array_length(docs)));
+	json_object_object_add(o, "parts", json_object_new_int64((int64_t)parts));
+	rr = strv_push(v, n, json_line(o));
+	json_object_put(o);
+	return rr;
+}
+
+/*
+ * The lines that carry one record (full, not changed): the record itself, or continuation
+ * records with the later documents, then the record with the first ones and
+ * `documents_total` (split_docs). The record goes last: its verdict is stored only after
+ * everything it refers to. With early, the continuations already made (and those stored) are
+ * taken from it.
+ */
+static int
+record_lines(json_object *full, const struct ag_audit_early *early, char ***ret, size_t *ret_n)
+{
+	json_object *docs = json_object_object_get(full, "documents");
+	_cleanup_free_ size_t *bounds = NULL;
+	char **v = NULL;
+	size_t n = 0, parts;
+	int rr = 0;
+
+	if (early && early->head < json_object_array_length(docs)) {
+		for (size_t k = early->stored; k < early->n_lines && rr >= 0; k++)
+			rr = strv_push(&v, &n, early->lines[k]);
+		if (rr >= 0)
+			rr = record_line(full, early->head, early->n_lines + 1, &v, &n);
+		goto out;
+	}
+	if (json_object_array_length(docs) > AG_DOCUMENTS_MAX) {
+		rr = -E2BIG;
+		goto out;
+	}
+	rr = split_docs(docs, others_len(full), &bounds, &parts);
+	if (rr < 0)
+		goto out;
+	if (parts == 1) {
+		rr = strv_push(&v, &n, json_line(full));
+		goto out;
+	}
+	rr = continuation_lines(json_object_get_string(json_object_object_get(full, "record_id")),
+		json_object_object_get(full, "time"),
+		json_object_get_string(json_object_object_get(full, "method")), docs, bounds, parts,
+		&v, &n);
+	if (rr >= 0)
+		rr = record_line(full, bounds[0], parts, &v, &n);
+out:
 	if (rr < 0) {
 		strv_free(v, n);
 		return rr;
@@ -806,6 +898,10 @@ ag_audit_commit(bool to_stderr, const struct ag_audit_record *r, const char *fai
 	bool stored = false, spooled = false;
 	int err = 0;
 
+	if (rec.early) {
+		rec.record_id = rec.early->record_id;
+		rec.time = rec.early->time;
+	}
 	if (!rec.record_id) {
 		ag_audit_record_id(id);
 		rec.record_id = id;
@@ -816,7 +912,7 @@ ag_audit_commit(bool to_stderr, const struct ag_audit_record *r, const char *fai
 		json_object_put(o);
 		return 0;
 	}
-	err = record_lines(o, &lines, &n);
+	err = record_lines(o, rec.early, &lines, &n);
 	if (err >= 0) {
 		/* Older records first: a spool left from before goes ahead (a pass of it). */
 		if (spool_nonempty())
@@ -865,6 +961,57 @@ ag_audit_commit(bool to_stderr, const struct ag_audit_record *r, const char *fai
 			err < 0 ? strerror(-err) : "unavailable", ag_audit_mode_to_string(sink.mode));
 	strv_free(lines, n);
 	return stored ? 0 : -ENOLINK;
+}
+
+void
+ag_audit_prestore(const struct ag_audit_record *r, struct ag_audit_early *e)
+{
+	struct ag_audit_record rec = *r;
+	_cleanup_free_ size_t *bounds = NULL;
+	json_object *full;
+	size_t parts;
+
+	memset(e, 0, sizeof(*e));
+	ag_audit_record_id(e->record_id);
+	e->time = time(NULL);
+	e->docs = docs_json(r);
+	e->head = r->n_docs;
+	if (!e->docs || sink.mode == AG_AUDIT_JOURNAL || r->n_docs > AG_DOCUMENTS_MAX)
+		return;
+	rec.record_id = e->record_id;
+	rec.time = e->time;
+	rec.early = e;
+	full = ag_audit_json(&rec);
+	/* The verdict may still change what the record says (an error's message, the
+	 * outcome): AG_AUDIT_SLACK leaves room for it. */
+	if (split_docs(e->docs, others_len(full) + AG_AUDIT_SLACK, &bounds, &parts) < 0 ||
+	    parts == 1)
+		goto out;
+	if (continuation_lines(e->record_id, json_object_object_get(full, "time"), r->method,
+		    e->docs, bounds, parts, &e->lines, &e->n_lines) < 0) {
+		strv_free(e->lines, e->n_lines);
+		e->lines = NULL;
+		e->n_lines = 0;
+		goto out;
+	}
+	e->head = bounds[0];
+	/* Stored now, while the service answers; older spooled records go first, so with any
+	 * waiting nothing is sent here. What is not stored now, ag_audit_commit sends (or
+	 * spools) in order. */
+	if (!spool_nonempty())
+		for (; e->stored < e->n_lines; e->stored++)
+			if (deliver_line(e->lines[e->stored], strlen(e->lines[e->stored])) < 0)
+				break;
+out:
+	json_object_put(full);
+}
+
+void
+ag_audit_early_release(struct ag_audit_early *e)
+{
+	json_object_put(e->docs);
+	strv_free(e->lines, e->n_lines);
+	memset(e, 0, sizeof(*e));
 }
 
 void

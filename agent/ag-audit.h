@@ -33,6 +33,8 @@
 #define AG_AUDIT_SPOOL_MAX (64u * 1024 * 1024) /* bytes in the spool; past this, nothing is stored */
 #define AG_AUDIT_FLUSH_BATCH 64               /* spooled records forwarded in one pass */
 #define AG_AUDIT_PART_MAX (60u * 1024)        /* a record line we send: under AUD_RECORD_MAX */
+#define AG_AUDIT_HEAD_DOCS (16u * 1024)       /* a split record's own documents, bytes of JSON */
+#define AG_AUDIT_SLACK (4u * 1024)            /* what the verdict may add after ag_audit_prestore */
 
 struct ag_audit_doc {
 	const char *name;
@@ -57,6 +59,19 @@ struct ag_audit_record {
 	const char *reason;
 	const char *message;
 	const char *outcome; /* after an allowed decision: "signed" or the error's reason */
+	time_t time;         /* 0: now */
+	struct ag_audit_early *early; /* from ag_audit_prestore(), or NULL */
+};
+
+/* A long record's continuation records, stored before its verdict (ag_audit_prestore). */
+struct ag_audit_early {
+	char record_id[AG_AUDIT_ID_HEX + 1];
+	time_t time;
+	json_object *docs;  /* the documents, as the record and its copy carry them */
+	size_t head;        /* documents the record itself carries (all: not split) */
+	char **lines;       /* the continuation records, in order */
+	size_t n_lines;
+	size_t stored;      /* of them acknowledged by paraf-auditd */
 };
 
 struct ag_audit_options {
@@ -87,11 +102,22 @@ void ag_audit_record_id(char ret[AG_AUDIT_ID_HEX + 1]);
  * or spooled in spool mode, or journal mode); -ENOLINK: not stored: the caller must not act
  * on the decision (a sign request withholds its signature). failed_outcome: what the copy
  * says as `outcome` when the record was not stored (sign: "audit-unavailable"), NULL to keep.
- * A record larger than one line may be (500 documents) is sent as continuation records
- * ({"record_id","continues","part","parts","method","documents"}) followed by the record
- * itself with `documents_total`: the record is stored only when all of them are.
+ * A record larger than one line may be (some hundreds of documents) is sent as continuation
+ * records ({"record_id","continues","part","parts","time","method","documents"}) followed
+ * by the record itself with its first documents (AG_AUDIT_HEAD_DOCS bytes of them) and
+ * `documents_total`: the record is stored only when all of them are.
  */
 int ag_audit_commit(bool to_stderr, const struct ag_audit_record *r, const char *failed_outcome);
+/*
+ * For a decision whose outcome comes later (sign: the token signs meanwhile): draws the
+ * record's id and time and, when its documents make it too long for one line, stores the
+ * continuation records now (while the service answers at once; otherwise they wait for
+ * ag_audit_commit). ag_audit_commit() with r->early = e then sends only what is left: the
+ * record itself comes last as always, so its verdict is stored after everything it refers
+ * to. Release e with ag_audit_early_release() after the commit.
+ */
+void ag_audit_prestore(const struct ag_audit_record *r, struct ag_audit_early *e);
+void ag_audit_early_release(struct ag_audit_early *e);
 /* ag_audit_commit() for records whose storage changes nothing (a refused connection). */
 void ag_audit_write(bool to_stderr, const struct ag_audit_record *r);
 /* Whether a record could be stored now (before a sign request asks for the PIN): 0, or

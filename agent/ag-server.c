@@ -190,13 +190,14 @@ call_done(struct ag_call *call, json_object *resp)
 {
 	struct ag_client *c = call->client;
 
-	call_free(call);
 	if (!c) {
+		call_free(call);
 		json_object_put(resp); /* the client went away meanwhile */
 		return;
 	}
 	c->busy = NULL;
 	client_send(c, resp);
+	call_free(call); /* the answer first: freeing a large request waits for it */
 	sd_event_source_set_time_relative(c->idle, (uint64_t)c->srv->cfg.idle_timeout * 1000000);
 	/* Inside client_process() the loop goes on by itself; otherwise restart it. */
 	if (c->processing)

@@ -109,6 +109,8 @@ struct sign_state {
 	const EVP_MD *md;
 	struct ag_cms_batch *cms; /* format cms: the documents' structures */
 	struct pf_buf *answer;    /* the signatures' JSON text, as the parts came (render_one) */
+	struct ag_audit_early early; /* the record's continuations, stored while the token signs */
+	bool have_early;
 	size_t n_done;            /* signatures in it */
 	bool assembly_failed;
 	struct pf_secret *pin;
@@ -121,6 +123,8 @@ static void
 state_free(struct sign_state *st)
 {
 	ag_cms_batch_free(st->cms);
+	if (st->have_early)
+		ag_audit_early_release(&st->early);
 	if (st->answer) {
 		pf_buf_release(st->answer);
 		free(st->answer);
@@ -138,17 +142,14 @@ state_free(struct sign_state *st)
 	free(st);
 }
 
-/* The one record of this request's decision (STYLE 14). 0 once stored as the audit mode
- * demands (R13); -ENOLINK when not: then the record's copy in the journal says
- * `audit-unavailable`, and nothing may be released on it. */
-static int
-audit(struct sign_state *st, bool allow, const char *rule, const char *reason, const char *message,
-	const char *outcome)
+/* This request's record, without its verdict (docs: room for its documents). */
+static void
+record_fill(struct sign_state *st, struct ag_audit_record *r, struct ag_audit_doc *docs)
 {
 	struct ag_call *call = st->call;
 	struct sign_params *p = st->p;
-	struct ag_audit_doc docs[AG_DOCUMENTS_MAX];
-	struct ag_audit_record r = {
+
+	*r = (struct ag_audit_record){
 		.method = "sign",
 		.peer = call->peer,
 		.exe = st->exe,
@@ -159,18 +160,49 @@ audit(struct sign_state *st, bool allow, const char *rule, const char *reason, c
 		.digest_algorithm = tok_hash_name((uint32_t)p->digest_algorithm),
 		.docs = docs,
 		.n_docs = p->n_documents,
-		.allow = allow,
-		.rule = rule,
-		.reason = reason,
-		.message = message,
-		.outcome = outcome,
+		.early = st->have_early ? &st->early : NULL,
 	};
-
 	for (size_t i = 0; i < p->n_documents; i++)
 		docs[i] = (struct ag_audit_doc){ p->documents[i].name, p->documents[i].digest.p,
 			p->documents[i].digest.n };
-	return ag_audit_commit(call->srv->log_stderr, &r,
+}
+
+/* The one record of this request's decision (STYLE 14). 0 once stored as the audit mode
+ * demands (R13); -ENOLINK when not: then the record's copy in the journal says
+ * `audit-unavailable`, and nothing may be released on it. */
+static int
+audit(struct sign_state *st, bool allow, const char *rule, const char *reason, const char *message,
+	const char *outcome)
+{
+	struct ag_audit_doc docs[AG_DOCUMENTS_MAX];
+	struct ag_audit_record r;
+
+	record_fill(st, &r, docs);
+	r.allow = allow;
+	r.rule = rule;
+	r.reason = reason;
+	r.message = message;
+	r.outcome = outcome;
+	return ag_audit_commit(st->call->srv->log_stderr, &r,
 		outcome ? ag_error_info(AG_ERR_AUDIT_UNAVAILABLE)->reason : NULL);
+}
+
+/* While the token signs: a long record's continuation records are stored meanwhile, so the
+ * answer waits only for the record itself (ag_audit_prestore). */
+static void
+audit_prestore(struct sign_state *st)
+{
+	struct ag_audit_doc docs[AG_DOCUMENTS_MAX];
+	struct ag_audit_record r;
+
+	record_fill(st, &r, docs);
+	r.early = NULL;
+	r.allow = st->verdict.allow;
+	r.rule = st->verdict.rule;
+	r.reason = st->verdict.reason;
+	r.message = st->verdict.message;
+	ag_audit_prestore(&r, &st->early);
+	st->have_early = true;
 }
 
 /* Fails the call; before a decision the refusal is itself the decision and is recorded as a
@@ -424,8 +456,8 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		return;
 	}
 	call->abandon = NULL;
-	state_free(st);
 	ag_call_reply(call, res);
+	state_free(st); /* after the answer: nothing in it is needed for that */
 }
 
 /* Builds the CMS structures (or takes the raw digests) and sends them with the PIN. */
@@ -497,8 +529,11 @@ sign_submit(struct sign_state *st)
 	}
 	if (ag_helper_submit_parts(call->srv->helper, &frame,
 		    ag_op_timeout_ms(call->srv, p->n_documents), TOK_MSG_SIGN_PART, sign_part,
-		    sign_signed, st) < 0)
+		    sign_signed, st) < 0) {
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	audit_prestore(st);
 }
 
 static void
@@ -816,8 +851,13 @@ sign_listed(struct ag_call *call, struct tok_list *l)
 	{
 		const unsigned char *q = tc->der.p;
 		st->cert = d2i_X509(NULL, &q, (long)tc->der.n);
+		if (st->cert && q != tc->der.p + tc->der.n) {
+			X509_free(st->cert); /* trailing bytes: not one certificate */
+			st->cert = NULL;
+		}
 	}
-	if (!st->cert || pol_cert_facts_from_der(tc->der.p, tc->der.n, &st->facts) < 0) {
+	/* decoded once: the facts come from the same object */
+	if (!st->cert || pol_cert_facts_from_x509(st->cert, tc->der.p, tc->der.n, &st->facts) < 0) {
 		finish_msg(st, AG_ERR_UNREGISTERED, "certificate",
 			"the certificate on the token cannot be parsed");
 		return;

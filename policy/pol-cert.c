@@ -60,23 +60,27 @@ int
 pol_cert_facts_from_der(const uint8_t *der, size_t n, struct pol_cert_facts *ret)
 {
 	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)n);
+	int r = -EINVAL;
+
+	if (x && p == der + n)
+		r = pol_cert_facts_from_x509(x, der, n, ret);
+	X509_free(x);
+	return r;
+}
+
+int
+pol_cert_facts_from_x509(X509 *x, const uint8_t *der, size_t n, struct pol_cert_facts *ret)
+{
 	unsigned char md[32];
-	X509 *x;
 	EXTENDED_KEY_USAGE *eku;
 	CERTIFICATEPOLICIES *cp;
 	struct pol_cert_facts f = {};
 	char oid[80];
 	int r = 0;
 
-	x = d2i_X509(NULL, &p, (long)n);
-	if (!x || p != der + n) {
-		X509_free(x);
+	if (!EVP_Digest(der, n, md, NULL, EVP_sha256(), NULL))
 		return -EINVAL;
-	}
-	if (!EVP_Digest(der, n, md, NULL, EVP_sha256(), NULL)) {
-		X509_free(x);
-		return -EINVAL;
-	}
 	for (int i = 0; i < 32; i++)
 		snprintf(f.id + 2 * i, 3, "%02x", md[i]);
 	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, f.subject_cn,
@@ -86,7 +90,6 @@ pol_cert_facts_from_der(const uint8_t *der, size_t n, struct pol_cert_facts *ret
 	/* X509_check_ca() also caches the extensions; a malformed one makes EXFLAG_INVALID. */
 	f.is_ca = X509_check_ca(x) != 0;
 	if (X509_get_extension_flags(x) & EXFLAG_INVALID) {
-		X509_free(x);
 		return -EINVAL;
 	}
 	f.has_key_usage = X509_get_ext_by_NID(x, NID_key_usage, -1) >= 0;
@@ -105,7 +108,6 @@ pol_cert_facts_from_der(const uint8_t *der, size_t n, struct pol_cert_facts *ret
 	f.has_email = has_email(x);
 	f.revocation = POL_REV_UNCHECKED;
 	snprintf(f.trust_error, sizeof(f.trust_error), "not checked");
-	X509_free(x);
 	if (r < 0) {
 		pol_cert_facts_release(&f);
 		return r;

@@ -178,6 +178,8 @@ struct pol_cert_facts {
 
 /* Pure: DER in, facts out (trust fields left for pol_trust_check). */
 int pol_cert_facts_from_der(const uint8_t *der, size_t n, struct pol_cert_facts *ret);
+/* The same from a certificate already decoded from der (its id is der's SHA-256). */
+int pol_cert_facts_from_x509(X509 *x, const uint8_t *der, size_t n, struct pol_cert_facts *ret);
 void pol_cert_facts_release(struct pol_cert_facts *f);
 
 /* The chain and CRL check at a given time, against anchors and CRLs already in memory. */

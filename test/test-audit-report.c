@@ -16,6 +16,9 @@
  *                         a refused record stays; nothing is lost
  *   /audit/required       fail closed: no service, no stored record (-ENOLINK)
  *   /audit/long-record    a record longer than one line goes as continuations, then itself
+ *   /audit/prestore       a sign record's continuations are stored before its verdict, the
+ *                         record itself last with the same id and time; with the service
+ *                         down meanwhile, the commit stores them all
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1176,6 +1179,104 @@ test_audit_long_record(void **state)
 	free(sock);
 }
 
+/* ag_audit_prestore: the continuations of a long sign record go while the token signs. */
+static void
+test_audit_prestore(void **state)
+{
+	struct ag_audit_options o = { .mode = AG_AUDIT_REQUIRED, .timeout_ms = 5000,
+		.program = "test" };
+	struct fake f = { .drop_at = -1, .error_at = -1 };
+	char *sock = path_of("audit.sock");
+	static struct ag_audit_doc docs[AG_DOCUMENTS_MAX];
+	static char names[AG_DOCUMENTS_MAX][32];
+	static unsigned char digest[32];
+	struct ag_audit_early e;
+	struct ag_audit_record r;
+	size_t total = 0, before;
+	const char *t0 = NULL;
+
+	(void)state;
+	o.socket_path = sock;
+	assert_int_equal(ag_audit_setup(&o), 0);
+	for (size_t i = 0; i < AG_DOCUMENTS_MAX; i++) {
+		snprintf(names[i], sizeof(names[i]), "surat-%04zu.pdf", i);
+		docs[i] = (struct ag_audit_doc){ names[i], digest, sizeof(digest) };
+	}
+	rec_make(&r, NULL, "allowed");
+	r.outcome = NULL;
+	r.docs = docs;
+	r.n_docs = AG_DOCUMENTS_MAX;
+	fake_start(&f, "audit.sock");
+	ag_audit_prestore(&r, &e);
+	/* stored at once: every continuation, nothing of the record itself yet */
+	assert_true(e.n_lines >= 1);
+	assert_int_equal(e.stored, e.n_lines);
+	assert_true(e.head >= 1 && e.head < AG_DOCUMENTS_MAX);
+	pthread_mutex_lock(&f.lock);
+	before = f.n;
+	pthread_mutex_unlock(&f.lock);
+	assert_int_equal(before, e.n_lines);
+	/* the verdict, later: the commit sends the record itself only */
+	r.outcome = "signed";
+	r.early = &e;
+	assert_int_equal(ag_audit_commit(true, &r, NULL), 0);
+	assert_int_equal(f.n, before + 1);
+	for (size_t i = 0; i < f.n; i++) {
+		json_object *j = json_tokener_parse(f.lines[i]);
+
+		assert_non_null(j);
+		assert_true(strlen(f.lines[i]) < AUD_RECORD_MAX);
+		total += json_object_array_length(jget(j, "documents"));
+		if (!t0)
+			t0 = strdup(jget_str(j, "time"));
+		assert_string_equal(jget_str(j, "time"), t0); /* one decision, one time */
+		if (i + 1 < f.n) {
+			assert_string_equal(jget_str(j, "continues"), e.record_id);
+			assert_int_equal(jget_int(j, "part"), (int64_t)i + 2);
+			assert_int_equal(jget_int(j, "parts"), (int64_t)f.n);
+		} else {
+			assert_string_equal(jget_str(j, "record_id"), e.record_id);
+			assert_int_equal(jget_int(j, "documents_total"), AG_DOCUMENTS_MAX);
+			assert_int_equal(jget_int(j, "parts"), (int64_t)f.n);
+			assert_string_equal(jget_str(j, "outcome"), "signed");
+			assert_int_equal(json_object_array_length(jget(j, "documents")), e.head);
+			assert_string_equal(jget_str(j, "documents.0.name"), names[0]);
+		}
+		json_object_put(j);
+	}
+	assert_int_equal(total, AG_DOCUMENTS_MAX);
+	free((char *)t0);
+	ag_audit_early_release(&e);
+	fake_stop(&f);
+	fake_release(&f);
+
+	/* The service down while the token signs: nothing stored early; the commit, with the
+	 * service back, stores the continuations and then the record, in order. */
+	f = (struct fake){ .drop_at = -1, .error_at = -1 };
+	r.outcome = NULL;
+	r.early = NULL;
+	ag_audit_prestore(&r, &e);
+	assert_true(e.n_lines >= 1);
+	assert_int_equal(e.stored, 0);
+	fake_start(&f, "audit.sock");
+	r.outcome = "signed";
+	r.early = &e;
+	assert_int_equal(ag_audit_commit(true, &r, NULL), 0);
+	assert_int_equal(f.n, e.n_lines + 1);
+	for (size_t i = 0; i + 1 < f.n; i++)
+		assert_non_null(strstr(f.lines[i], e.record_id));
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"documents_total\":%d", AG_DOCUMENTS_MAX);
+		assert_non_null(strstr(f.lines[f.n - 1], want));
+	}
+	ag_audit_early_release(&e);
+	fake_stop(&f);
+	fake_release(&f);
+	free(sock);
+}
+
 #define T(name, fn) { name, fn, setup, teardown, NULL }
 
 int
@@ -1189,6 +1290,7 @@ main(void)
 		T("/spool/forward", test_spool_forward),
 		T("/audit/required", test_audit_required),
 		T("/audit/long-record", test_audit_long_record),
+		T("/audit/prestore", test_audit_prestore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
