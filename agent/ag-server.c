@@ -71,6 +71,12 @@ client_send(struct ag_client *c, json_object *resp)
 	const char *s = json_object_to_json_string_ext(resp,
 		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
+	if (!s) {
+		/* Out of memory writing the answer: the client would wait for ever. Drop it. */
+		json_object_put(resp);
+		c->dead = true;
+		return;
+	}
 	n = strlen(s);
 	if (c->out_off && c->out_off == c->out.len) {
 		c->out.len = 0;

@@ -40,6 +40,7 @@
 #define AG_DEFAULT_PINENTRY "/usr/bin/pinentry"
 
 _Static_assert(AG_DOCUMENTS_MAX <= TOK_SIGN_MAX, "a sign request's documents fit one helper message");
+_Static_assert(AG_DOCUMENTS_MAX == POL_BATCH_MAX, "one request may carry what one PIN may sign");
 
 enum { FORMAT_CMS = 1, FORMAT_RAW = 2 };
 enum { PADDING_PKCS1 = 1, PADDING_PSS = 2 };
@@ -109,10 +110,11 @@ struct sign_state {
 	const EVP_MD *md;
 	struct ag_cms_batch *cms; /* format cms: the documents' structures */
 	struct pf_buf *answer;    /* the signatures' JSON text, as the parts came (render_one) */
-	struct ag_audit_early early; /* the record's continuations, stored while the token signs */
-	bool have_early;
 	size_t n_done;            /* signatures in it */
 	bool assembly_failed;
+	struct ag_audit_early early; /* the record's continuations, stored while the token signs */
+	bool have_early;
+	sd_event_source *prestore; /* runs audit_prestore once the helper has the request */
 	struct pf_secret *pin;
 	struct ag_pinentry *dialog;
 	sd_event_source *delay;
@@ -123,6 +125,7 @@ static void
 state_free(struct sign_state *st)
 {
 	ag_cms_batch_free(st->cms);
+	st->prestore = sd_event_source_disable_unref(st->prestore);
 	if (st->have_early)
 		ag_audit_early_release(&st->early);
 	if (st->answer) {
@@ -188,13 +191,18 @@ audit(struct sign_state *st, bool allow, const char *rule, const char *reason, c
 }
 
 /* While the token signs: a long record's continuation records are stored meanwhile, so the
- * answer waits only for the record itself (ag_audit_prestore). */
-static void
-audit_prestore(struct sign_state *st)
+ * answer waits only for the record itself (ag_audit_prestore); the record, with the verdict,
+ * is still stored before anything is released (R13). A deferred event: it runs on the next
+ * turn of the loop, after the helper has the request, and never after the request ended
+ * (state_free drops it), even one that failed inside ag_helper_submit_parts. */
+static int
+audit_prestore(sd_event_source *s, void *data)
 {
+	struct sign_state *st = data;
 	struct ag_audit_doc docs[AG_DOCUMENTS_MAX];
 	struct ag_audit_record r;
 
+	st->prestore = sd_event_source_disable_unref(st->prestore);
 	record_fill(st, &r, docs);
 	r.early = NULL;
 	r.allow = st->verdict.allow;
@@ -203,6 +211,7 @@ audit_prestore(struct sign_state *st)
 	r.message = st->verdict.message;
 	ag_audit_prestore(&r, &st->early);
 	st->have_early = true;
+	return 0;
 }
 
 /* Fails the call; before a decision the refusal is itself the decision and is recorded as a
@@ -342,9 +351,10 @@ answer_serialize(json_object *o, struct printbuf *pb, int level, int flags)
 {
 	const struct pf_buf *b = json_object_get_userdata(o);
 
-	printbuf_memappend(pb, "[", 1);
-	printbuf_memappend(pb, (const char *)b->data, (int)b->len);
-	printbuf_memappend(pb, "]", 1);
+	if (printbuf_memappend(pb, "[", 1) < 0 ||
+	    printbuf_memappend(pb, (const char *)b->data, (int)b->len) < 0 ||
+	    printbuf_memappend(pb, "]", 1) < 0)
+		return -1;
 	return 0;
 }
 
@@ -423,7 +433,8 @@ sign_signed(int r, uint32_t type, const uint8_t *body, size_t len, void *data)
 		return;
 	}
 	if (st->assembly_failed) {
-		finish_msg(st, AG_ERR_INTERNAL, NULL,
+		finish_msg(st, AG_ERR_INTERNAL,
+			pf_buf_status(st->answer) == -EMSGSIZE ? "documents" : NULL,
 			pf_buf_status(st->answer) == -EMSGSIZE
 				? "the signatures would make an answer over the agent's output limit; "
 				  "sign fewer documents a request"
@@ -527,13 +538,14 @@ sign_submit(struct sign_state *st)
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "cannot build the CMS structure");
 		return;
 	}
+	/* Armed first: the helper may fail the request (and free st) before submit returns. */
+	if (sd_event_add_defer(call->srv->event, &st->prestore, audit_prestore, st) >= 0)
+		sd_event_source_set_enabled(st->prestore, SD_EVENT_ONESHOT);
 	if (ag_helper_submit_parts(call->srv->helper, &frame,
 		    ag_op_timeout_ms(call->srv, p->n_documents), TOK_MSG_SIGN_PART, sign_part,
-		    sign_signed, st) < 0) {
+		    sign_signed, st) < 0)
 		finish_msg(st, AG_ERR_INTERNAL, NULL, "out of memory");
-		return;
-	}
-	audit_prestore(st);
+	/* st may be gone here */
 }
 
 static void

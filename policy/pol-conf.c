@@ -95,7 +95,7 @@ pol_policy_init(struct pol_policy *p)
 	p->revocation = POL_REVOCATION_REQUIRE;
 	p->without_logind = POL_NO_LOGIND_DENY;
 	p->pin_parameter_types = POL_TYPE_BIT(POL_TYPE_SYSTEM); /* R2 */
-	p->max_batch = 1000;
+	p->max_batch = POL_BATCH_MAX;
 	p->pin_timeout = 120;
 	strv_add(&p->email_domains, "go.id", 5); /* R17: the government domain */
 	p->passphrase_min_length = 8;
@@ -322,7 +322,7 @@ policy_kv(void *data, const char *sec, const char *key, const char *v, char *err
 		r = each_item(v, add_type, &p->pin_parameter_types);
 		expect = "a list of certificate types, or none";
 	} else if (IS("pin", "max_batch")) {
-		r = pf_parse_uint(v, 1, 1000, &p->max_batch);
+		r = pf_parse_uint(v, 1, POL_BATCH_MAX, &p->max_batch);
 		expect = "a number from 1 to 500";
 	} else if (IS("pin", "pinentry")) {
 		r = v[0] == '/' ? set_str(&p->pinentry, v) : -EINVAL;

@@ -81,6 +81,10 @@ struct pol_revoked {
 	char *reason;
 };
 
+/* R1: the most documents one PIN may authorise, and [pin] max_batch's default: one sign
+ * request's limit (the agent's AG_DOCUMENTS_MAX). */
+#define POL_BATCH_MAX 1000
+
 struct pol_policy {
 	/* [types]: certificatePolicies OIDs that say a certificate's type (R5) */
 	struct pol_strv type_oids[_POL_TYPE_MAX];
@@ -104,7 +108,7 @@ struct pol_policy {
 	enum pol_no_logind without_logind;
 	/* [pin] (R1, R2) */
 	unsigned pin_parameter_types; /* POL_TYPE_BIT()s whose PIN may come in the request */
-	unsigned max_batch;
+	unsigned max_batch; /* 1..POL_BATCH_MAX */
 	char *pinentry;
 	unsigned pin_timeout; /* seconds the dialog waits */
 	/* [registration] (R17): official e-mail domains; a domain matches itself and its

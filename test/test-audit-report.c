@@ -1179,7 +1179,8 @@ test_audit_long_record(void **state)
 	free(sock);
 }
 
-/* ag_audit_prestore: the continuations of a long sign record go while the token signs. */
+/* R13: ag_audit_prestore stores the continuations of a long sign record while the token
+ * signs; the record itself, with the verdict, still comes last, before any release. */
 static void
 test_audit_prestore(void **state)
 {

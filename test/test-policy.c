@@ -267,9 +267,9 @@ r1_batch_limit(void **state)
 {
 	struct fixture *f = *state;
 
-	f->req.n_documents = 1000;
+	f->req.n_documents = POL_BATCH_MAX; /* the default max_batch */
 	ALLOWED(f);
-	f->req.n_documents = 1001;
+	f->req.n_documents = POL_BATCH_MAX + 1;
 	REFUSED(f, "R1", "batch-too-large");
 }
 
